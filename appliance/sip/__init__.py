@@ -1,0 +1,1 @@
+"""RFC 3261 SIP stack: message syntax, transports, transactions, registrar."""

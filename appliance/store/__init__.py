@@ -1,0 +1,1 @@
+"""The data store: one SQLite database, numbered migrations, typed rows."""
