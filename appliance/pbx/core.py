@@ -1,0 +1,145 @@
+"""The pbx-core service: SIP endpoint, registrar, store and control socket in one event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover
+    uvloop = None  # type: ignore[assignment]
+
+from appliance import control
+from appliance.sip.digest import DigestServer
+from appliance.sip.endpoint import SipEndpoint
+from appliance.sip.registrar import Registrar, RegistrarConfig
+from appliance.store import registrations, settings
+from appliance.store.db import open_db
+
+logger = logging.getLogger(__name__)
+
+PURGE_INTERVAL = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class CoreOptions:
+    data_dir: Path
+    sip_host: str = "127.0.0.1"
+    sip_port: int = 5060
+
+
+def registrar_config(db: sqlite_utils.Database) -> RegistrarConfig:
+    return RegistrarConfig(
+        min_expires=settings.get_int(db, "sip.min_expires"),
+        max_expires=settings.get_int(db, "sip.max_expires"),
+        default_expires=settings.get_int(db, "sip.default_expires"),
+        max_contacts=settings.get_int(db, "sip.max_contacts"),
+    )
+
+
+def registration_rows(db: sqlite_utils.Database) -> list[dict[str, Any]]:
+    now = time.time()
+    return [
+        {
+            "aor": r.aor,
+            "contact": r.contact,
+            "source": r.source,
+            "user_agent": r.user_agent,
+            "expires_in": int(r.expires_at - now),
+        }
+        for r in registrations.all_current(db, now)
+    ]
+
+
+def sd_notify(message: str) -> None:
+    """Tell systemd (Type=notify) about our state; a no-op outside systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):
+        address = "\0" + address[1:]
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.sendto(message.encode(), address)
+
+
+class Core:
+    def __init__(self, options: CoreOptions) -> None:
+        self.options = options
+        self.db = open_db(options.data_dir)
+        self.started = time.time()
+        realm = settings.get_text(self.db, "sip.realm")
+        secret = bytes.fromhex(settings.get_text(self.db, "sip.nonce_secret"))
+        self.digest = DigestServer(
+            realm, secret, nonce_ttl=settings.get_int(self.db, "sip.nonce_ttl")
+        )
+        self.endpoint = SipEndpoint()
+        self.registrar = Registrar(self.endpoint, self.db, self.digest, registrar_config(self.db))
+        self.endpoint.handlers["REGISTER"] = self.registrar
+        self._stop = asyncio.Event()
+
+    def status(self, _request: dict[str, Any]) -> dict[str, Any]:
+        host, port = self.endpoint.local
+        return {
+            "sip": f"{host}:{port}",
+            "uptime": int(time.time() - self.started),
+            "registrations": registration_rows(self.db),
+            "calls": [],
+        }
+
+    def reload(self, _request: dict[str, Any]) -> dict[str, Any]:
+        """Re-read settings; applied whole, between two messages."""
+        self.registrar.config = registrar_config(self.db)
+        self.digest.nonce_ttl = settings.get_int(self.db, "sip.nonce_ttl")
+        return {"reloaded": True}
+
+    async def _purge(self) -> None:
+        while True:
+            await asyncio.sleep(PURGE_INTERVAL)
+            removed = registrations.purge_expired(self.db, time.time())
+            if removed:
+                logger.info("removed %d expired registrations", removed)
+
+    async def run(self) -> None:
+        opts = self.options
+        await self.endpoint.listen(opts.sip_host, opts.sip_port)
+        sock_path = control.socket_path(opts.data_dir)
+        server = await control.serve(sock_path, {"status": self.status, "reload": self.reload})
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        purge = asyncio.create_task(self._purge())
+        host, port = self.endpoint.local
+        print(f"pbx-core: SIP on udp+tcp {host}:{port}, control {sock_path}", flush=True)
+        sd_notify("READY=1")
+        try:
+            await self._stop.wait()
+        finally:
+            sd_notify("STOPPING=1")
+            purge.cancel()
+            server.close()
+            sock_path.unlink(missing_ok=True)
+            self.endpoint.close()
+            self.db.conn.close()
+            print("pbx-core: stopped", flush=True)
+
+
+def run_core(options: CoreOptions) -> None:
+    """Run the core in the foreground until SIGTERM/SIGINT, on uvloop when installed."""
+    if uvloop is None:  # pragma: no cover - uvloop is a Linux dependency
+        asyncio.run(_main(options))
+    else:
+        uvloop.run(_main(options))
+
+
+async def _main(options: CoreOptions) -> None:
+    await Core(options).run()

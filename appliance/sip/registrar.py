@@ -1,0 +1,194 @@
+"""The registrar (RFC 3261 §10.3) with digest authentication (RFC 7616/8760).
+
+Bindings are read from and written to the store on every REGISTER, so the store is the one
+truth that survives restarts and that every other part of the box reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from appliance.sip.digest import DigestServer, Verdict
+from appliance.sip.endpoint import SipEndpoint
+from appliance.sip.headers import NameAddr
+from appliance.sip.message import Request, SipParseError
+from appliance.sip.transaction import ServerTransaction
+from appliance.store import extensions, registrations
+from appliance.store.registrations import Registration
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrarConfig:
+    min_expires: int = 60
+    max_expires: int = 3600
+    default_expires: int = 3600
+    max_contacts: int = 10
+
+
+class Registrar:
+    """Handles REGISTER for the extensions in the store; plug into `SipEndpoint.handlers`."""
+
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        db: sqlite_utils.Database,
+        digest: DigestServer,
+        config: RegistrarConfig | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.endpoint = endpoint
+        self.db = db
+        self.digest = digest
+        self.config = config or RegistrarConfig()
+        self._clock = clock
+
+    def _ha1(self, user: str, algorithm: str) -> str | None:
+        creds = extensions.credentials(self.db, user)
+        if creds is None or creds.realm != self.digest.realm:
+            return None
+        return creds.ha1[algorithm]
+
+    def __call__(self, req: Request, txn: ServerTransaction) -> None:
+        try:
+            self._register(req, txn)
+        except SipParseError as exc:
+            self._reply(req, txn, 400, f"Bad Request ({exc})")
+
+    def _reply(
+        self, req: Request, txn: ServerTransaction, status: int, reason: str | None = None,
+        headers: list[tuple[str, str]] | None = None,
+    ) -> None:  # fmt: skip
+        txn.respond(self.endpoint.response(req, status, reason, headers or []))
+
+    def _challenge(self, req: Request, txn: ServerTransaction, stale: bool = False) -> None:
+        headers = [("WWW-Authenticate", c) for c in self.digest.challenges(stale=stale)]
+        self._reply(req, txn, 401, None, headers)
+
+    def _register(self, req: Request, txn: ServerTransaction) -> None:
+        to_uri = req.to.uri
+        if to_uri is None or to_uri.scheme not in ("sip", "sips") or not to_uri.user:
+            self._reply(req, txn, 404, "Not Found (To must be sip:EXTENSION@...)")
+            return
+        aor = to_uri.user
+        # §10.3 steps 1-3: this registrar serves any domain it is reached at; authenticate.
+        auth = req.get("Authorization")
+        if auth is None:
+            self._challenge(req, txn)
+            return
+        result = self.digest.verify(auth, "REGISTER", self._ha1, expected_user=aor)
+        if result.verdict is Verdict.CHALLENGE:
+            self._challenge(req, txn)
+            return
+        if result.verdict is Verdict.STALE:
+            self._challenge(req, txn, stale=True)
+            return
+        if result.verdict is Verdict.BAD_REQUEST:
+            self._reply(req, txn, 400, f"Bad Request ({result.reason})")
+            return
+        if result.verdict is Verdict.FORBIDDEN:
+            logger.info("REGISTER %s from %s: %s", aor, txn.dest.host, result.reason)
+            self._reply(req, txn, 403)
+            return
+        self._bind(req, txn, aor)
+
+    def _expires_of(self, req: Request, contact: NameAddr, header: int | None) -> int:
+        value = contact.expires
+        if value is not None:
+            if not value.isdigit() or not value.isascii() or len(value) > 10:
+                raise SipParseError("invalid expires parameter in Contact")
+            return int(value)
+        return self.config.default_expires if header is None else header
+
+    def _bind(self, req: Request, txn: ServerTransaction, aor: str) -> None:
+        """§10.3 steps 5-8."""
+        cfg = self.config
+        now = self._clock()
+        header_expires = req.int_header("Expires")
+        contacts = req.contacts
+        call_id, cseq = req.call_id, req.cseq.number
+        existing = {r.contact_key: r for r in registrations.current(self.db, aor, now)}
+        deletes: list[str] = []
+        upserts: list[Registration] = []
+        if any(c.is_star for c in contacts):
+            # Step 6: `*` only alone and with Expires: 0.
+            if len(contacts) != 1 or header_expires != 0:
+                self._reply(req, txn, 400, "Bad Request (Contact: * needs Expires: 0 alone)")
+                return
+            for key, r in existing.items():
+                if r.call_id == call_id and cseq <= r.cseq:
+                    self._reply(req, txn, 400, "Bad Request (CSeq not above the last one)")
+                    return
+                deletes.append(key)
+        else:
+            source = f"{txn.dest.transport} {txn.dest.host}:{txn.dest.port}"
+            user_agent = (req.get("User-Agent") or "")[:200]
+            seen: set[str] = set()
+            for contact in contacts:
+                assert contact.uri is not None
+                expires = self._expires_of(req, contact, header_expires)
+                if 0 < expires < cfg.min_expires:
+                    self._reply(req, txn, 423, headers=[("Min-Expires", str(cfg.min_expires))])
+                    return
+                key = contact.uri.key()
+                if key in seen:
+                    continue
+                seen.add(key)
+                old = existing.get(key)
+                if old is not None and old.call_id == call_id and cseq <= old.cseq:
+                    self._reply(req, txn, 400, "Bad Request (CSeq not above the last one)")
+                    return
+                if expires == 0:
+                    if old is not None:
+                        deletes.append(key)
+                    continue
+                expires = min(expires, cfg.max_expires)
+                q = _q_value(contact)
+                upserts.append(
+                    Registration(
+                        aor, key, str(contact), now + expires, call_id, cseq, q,
+                        txn.dest.transport, source, user_agent,
+                        old.registered_at if old is not None else now,
+                    )
+                )  # fmt: skip
+            kept = (set(existing) - set(deletes)) | {u.contact_key for u in upserts}
+            if len(kept) > cfg.max_contacts:
+                self._reply(req, txn, 403, f"Forbidden (at most {cfg.max_contacts} contacts)")
+                return
+        if deletes or upserts:
+            registrations.apply(self.db, aor, upserts, deletes, now)
+        for key in deletes:
+            existing.pop(key, None)
+        for u in upserts:
+            existing[u.contact_key] = u
+        headers = [
+            ("Contact", _with_expires(r.contact, int(r.expires_at - now + 0.5)))
+            for r in existing.values()
+        ]
+        headers.append(("Date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now))))
+        self._reply(req, txn, 200, None, headers)
+
+
+def _q_value(contact: NameAddr) -> float | None:
+    text = contact.params.get("q")
+    if text is None:
+        return None
+    try:
+        q = float(text)
+    except ValueError:
+        raise SipParseError("invalid q parameter in Contact") from None
+    if not 0.0 <= q <= 1.0:
+        raise SipParseError("invalid q parameter in Contact")
+    return q
+
+
+def _with_expires(contact: str, seconds: int) -> str:
+    addr = NameAddr.parse(contact, "Contact")
+    addr.params["expires"] = str(max(seconds, 0))
+    return str(addr)

@@ -1,0 +1,357 @@
+"""The transaction layer (RFC 3261 §17, with the RFC 6026 Accepted states).
+
+Client and server state machines for INVITE and non-INVITE transactions, timers A–K (and L, M
+from RFC 6026), retransmission over unreliable transports and absorption of retransmitted
+requests. The layer owns no sockets: it sends through a `Sender` and is fed by the endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import enum
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from appliance.sip.headers import MAGIC_COOKIE
+from appliance.sip.message import HeaderField, Request, Response, make_response
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Timers:
+    """RFC 3261 §17.1.1.1 / Table 4 base values; tests may shorten them, as the RFC allows."""
+
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+
+    @property
+    def b(self) -> float:  # also F, H, J, L, M
+        return 64 * self.t1
+
+
+@dataclass(frozen=True, slots=True)
+class Destination:
+    """Where a message goes: a transport (by name) and an address on it."""
+
+    transport: str
+    host: str
+    port: int
+
+    @property
+    def reliable(self) -> bool:
+        return self.transport != "UDP"
+
+
+Sender = Callable[[bytes, Destination], None]
+
+
+class State(enum.Enum):
+    CALLING = "Calling"
+    TRYING = "Trying"
+    PROCEEDING = "Proceeding"
+    ACCEPTED = "Accepted"
+    COMPLETED = "Completed"
+    CONFIRMED = "Confirmed"
+    TERMINATED = "Terminated"
+
+
+def server_key(request: Request) -> tuple[str, ...]:
+    """§17.2.3 matching key; ACK and CANCEL match the INVITE by branch, CANCEL kept apart."""
+    via = request.via
+    method = "INVITE" if request.method == "ACK" else request.method
+    branch = via.branch
+    if branch and branch.startswith(MAGIC_COOKIE):
+        return (branch, via.sent_by, method)
+    # RFC 2543 peers: Request-URI, tags, Call-ID, CSeq number and top Via (§17.2.3 end).
+    uri = request.uri if request.method != "ACK" else ""
+    return (
+        uri, request.from_.tag or "", request.call_id, str(request.cseq.number),
+        str(via), method,
+    )  # fmt: skip
+
+
+class ServerTransaction:
+    """§17.2: INVITE (Figure 7 + RFC 6026) and non-INVITE (Figure 8) server transactions."""
+
+    __slots__ = (
+        "_handles", "_layer", "dest", "invite", "key", "last_response", "on_ack",
+        "on_terminated", "request", "state",
+    )  # fmt: skip
+
+    def __init__(self, layer: TransactionLayer, request: Request, dest: Destination) -> None:
+        self._layer = layer
+        self.request = request
+        self.dest = dest
+        self.key = server_key(request)
+        self.invite = request.method == "INVITE"
+        self.state = State.PROCEEDING if self.invite else State.TRYING
+        self.last_response: bytes | None = None
+        self._handles: list[asyncio.TimerHandle] = []
+        self.on_ack: Callable[[Request], None] | None = None
+        self.on_terminated: Callable[[ServerTransaction, bool], None] | None = None
+
+    def respond(self, response: Response) -> None:
+        """Send a response from the TU, moving the state machine accordingly."""
+        if self.state in (State.COMPLETED, State.CONFIRMED, State.TERMINATED):
+            raise RuntimeError(f"response {response.status} after the final one")
+        data = bytes(response)
+        self.last_response = data
+        self._layer.send(data, self.dest)
+        if response.status < 200:
+            if self.state is State.TRYING:
+                self.state = State.PROCEEDING
+            return
+        timers = self._layer.timers
+        reliable = self.dest.reliable
+        if not self.invite:
+            self.state = State.COMPLETED
+            if reliable:
+                self._terminate()
+            else:
+                self._layer.expire_later(self, timers.b)  # Timer J
+        elif response.status < 300:
+            self.state = State.ACCEPTED
+            self._after(timers.b, self._terminate)  # Timer L
+        else:
+            self.state = State.COMPLETED
+            if not reliable:
+                self._after(timers.t1, self._timer_g, timers.t1)
+            self._after(timers.b, self._timer_h)
+
+    def receive_retransmission(self, request: Request) -> None:
+        if request.method == "ACK":
+            if self.state is State.COMPLETED:
+                self.state = State.CONFIRMED
+                self._cancel_timers()
+                t4 = 0.0 if self.dest.reliable else self._layer.timers.t4
+                self._after(t4, self._terminate)  # Timer I
+            elif self.state is State.ACCEPTED and self.on_ack is not None:
+                self.on_ack(request)
+            return
+        if self.last_response is not None and self.state in (
+            State.PROCEEDING, State.COMPLETED,
+        ):  # fmt: skip
+            self._layer.send(self.last_response, self.dest)
+
+    def _timer_g(self, interval: float) -> None:
+        if self.state is State.COMPLETED and self.last_response is not None:
+            self._layer.send(self.last_response, self.dest)
+            nxt = min(2 * interval, self._layer.timers.t2)
+            self._after(nxt, self._timer_g, nxt)
+
+    def _timer_h(self) -> None:
+        if self.state is State.COMPLETED:
+            logger.info("no ACK for %s (Timer H)", self.request.call_id)
+            self._terminate(timed_out=True)
+
+    def _after(self, delay: float, fn: Callable[..., None], *args: object) -> None:
+        self._handles.append(self._layer.loop.call_later(delay, fn, *args))
+
+    def _cancel_timers(self) -> None:
+        for handle in self._handles:
+            handle.cancel()
+        self._handles.clear()
+
+    def _terminate(self, timed_out: bool = False) -> None:
+        if self.state is State.TERMINATED:
+            return
+        self.state = State.TERMINATED
+        self._cancel_timers()
+        self._layer.forget_server(self)
+        if self.on_terminated is not None:
+            self.on_terminated(self, timed_out)
+
+
+class ClientTransaction:
+    """§17.1: INVITE (Figure 5 + RFC 6026) and non-INVITE (Figure 6) client transactions."""
+
+    def __init__(
+        self,
+        layer: TransactionLayer,
+        request: Request,
+        dest: Destination,
+        on_response: Callable[[Response], None] | None = None,
+    ) -> None:
+        self._layer = layer
+        self.request = request
+        self.dest = dest
+        self.invite = request.method == "INVITE"
+        self.branch = request.via.branch or ""
+        self.state = State.CALLING if self.invite else State.TRYING
+        self.on_response = on_response
+        self.final: asyncio.Future[Response] = layer.loop.create_future()
+        self._data = bytes(request)
+        self._ack: bytes | None = None
+        self._handles: list[asyncio.TimerHandle] = []
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.branch, self.request.method)
+
+    def start(self) -> None:
+        self._layer.send(self._data, self.dest)
+        timers = self._layer.timers
+        if not self.dest.reliable:
+            self._after(timers.t1, self._retransmit, timers.t1)  # Timer A / E
+        self._after(timers.b, self._timeout)  # Timer B / F
+
+    def receive(self, response: Response) -> None:
+        status = response.status
+        if self.state in (State.CALLING, State.TRYING, State.PROCEEDING):
+            if status < 200:
+                if self.invite:
+                    self._cancel_timers()  # §17.1.1.2: no retransmission, no Timer B
+                self.state = State.PROCEEDING
+                self._deliver(response)
+                return
+            self._cancel_timers()
+            if self.invite and status < 300:
+                self.state = State.ACCEPTED
+                self._after(self._layer.timers.b, self._terminate)  # Timer M
+            elif self.invite:
+                self.state = State.COMPLETED
+                self._ack = bytes(self._make_ack(response))
+                self._layer.send(self._ack, self.dest)
+                d = 0.0 if self.dest.reliable else max(32.0, self._layer.timers.b)
+                self._after(d, self._terminate)  # Timer D
+            else:
+                self.state = State.COMPLETED
+                k = 0.0 if self.dest.reliable else self._layer.timers.t4
+                self._after(k, self._terminate)  # Timer K
+            self._deliver(response)
+            if not self.final.done():
+                self.final.set_result(response)
+        elif self.state is State.ACCEPTED and status < 300:
+            self._deliver(response)  # 2xx retransmission: the TU (dialog) re-sends its ACK
+        elif self.state is State.COMPLETED and self._ack is not None:
+            self._layer.send(self._ack, self.dest)
+
+    def _make_ack(self, response: Response) -> Request:
+        """§17.1.1.3: the ACK for a non-2xx final response, sent by the transaction."""
+        req = self.request
+        headers = [HeaderField("Via", req.get_all("via")[0])]
+        for h in req.headers:
+            if h.key in ("from", "call-id", "route", "max-forwards"):
+                headers.append(HeaderField(h.name, h.value))
+        headers.append(HeaderField("To", response.get("to") or ""))
+        headers.append(HeaderField("CSeq", f"{req.cseq.number} ACK"))
+        headers.append(HeaderField("Content-Length", "0"))
+        return Request(headers=headers, method="ACK", uri=req.uri)
+
+    def _deliver(self, response: Response) -> None:
+        if self.on_response is not None:
+            self.on_response(response)
+
+    def _retransmit(self, interval: float) -> None:
+        if self.state not in (State.CALLING, State.TRYING, State.PROCEEDING):
+            return
+        self._layer.send(self._data, self.dest)
+        t2 = self._layer.timers.t2
+        if self.invite:
+            nxt = 2 * interval  # Timer A doubles without a cap
+        else:
+            nxt = t2 if self.state is State.PROCEEDING else min(2 * interval, t2)  # Timer E
+        self._after(nxt, self._retransmit, nxt)
+
+    def _timeout(self) -> None:
+        if self.state in (State.CALLING, State.TRYING, State.PROCEEDING):
+            logger.info("%s to %s timed out", self.request.method, self.dest)
+            timeout = make_response(self.request, 408, "Request Timeout (no response)")
+            self._terminate()
+            self._deliver(timeout)
+            if not self.final.done():
+                self.final.set_result(timeout)
+
+    def _after(self, delay: float, fn: Callable[..., None], *args: object) -> None:
+        self._handles.append(self._layer.loop.call_later(delay, fn, *args))
+
+    def _cancel_timers(self) -> None:
+        for handle in self._handles:
+            handle.cancel()
+        self._handles.clear()
+
+    def _terminate(self) -> None:
+        if self.state is not State.TERMINATED:
+            self.state = State.TERMINATED
+            self._cancel_timers()
+            self._layer.forget_client(self)
+
+
+class TransactionLayer:
+    """Holds live transactions, matches messages to them, and sweeps Timer J expiries."""
+
+    def __init__(self, send: Sender, timers: Timers | None = None) -> None:
+        self.send = send
+        self.timers = timers or Timers()
+        self.loop = asyncio.get_running_loop()
+        self.server: dict[tuple[str, ...], ServerTransaction] = {}
+        self.client: dict[tuple[str, str], ClientTransaction] = {}
+        self._expiry: collections.deque[tuple[float, ServerTransaction]] = collections.deque()
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    # -- server side ---------------------------------------------------------------------
+
+    def match_server(self, request: Request) -> ServerTransaction | None:
+        return self.server.get(server_key(request))
+
+    def new_server(self, request: Request, dest: Destination) -> ServerTransaction:
+        txn = ServerTransaction(self, request, dest)
+        self.server[txn.key] = txn
+        return txn
+
+    def forget_server(self, txn: ServerTransaction) -> None:
+        if self.server.get(txn.key) is txn:
+            del self.server[txn.key]
+
+    def expire_later(self, txn: ServerTransaction, delay: float) -> None:
+        """Terminate `txn` after `delay`. All such delays are equal (Timer J), so a FIFO works."""
+        self._expiry.append((self.loop.time() + delay, txn))
+        if self._sweeper is None:
+            self._sweeper = self.loop.call_later(delay, self._sweep)
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        expiry = self._expiry
+        while expiry and expiry[0][0] <= now:
+            expiry.popleft()[1]._terminate()
+        self._sweeper = (
+            self.loop.call_later(max(expiry[0][0] - now, self.timers.t1), self._sweep)
+            if expiry
+            else None
+        )
+
+    # -- client side ---------------------------------------------------------------------
+
+    def new_client(
+        self,
+        request: Request,
+        dest: Destination,
+        on_response: Callable[[Response], None] | None = None,
+    ) -> ClientTransaction:
+        txn = ClientTransaction(self, request, dest, on_response)
+        self.client[txn.key] = txn
+        txn.start()
+        return txn
+
+    def match_client(self, response: Response) -> ClientTransaction | None:
+        """§17.1.3: top Via branch and CSeq method."""
+        return self.client.get((response.via.branch or "", response.cseq.method))
+
+    def forget_client(self, txn: ClientTransaction) -> None:
+        if self.client.get(txn.key) is txn:
+            del self.client[txn.key]
+
+    def close(self) -> None:
+        for s in list(self.server.values()):
+            s._cancel_timers()
+        for c in list(self.client.values()):
+            c._cancel_timers()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        self.server.clear()
+        self.client.clear()
+        self._expiry.clear()

@@ -1,0 +1,177 @@
+"""SIP transports (RFC 3261 §18): UDP datagrams and TCP streams framed by Content-Length.
+
+Transports only move bytes. Whatever arrives is handed to a `Receiver` with the transport's
+name and the peer's address; the endpoint decides what it means.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Protocol, cast
+
+from appliance.sip.message import MAX_MESSAGE_SIZE
+
+logger = logging.getLogger(__name__)
+
+MAX_HEADER_SIZE = 16_384
+"""Largest header section accepted on a stream before the connection is dropped."""
+
+TCP_IDLE_TIMEOUT = 3_900.0
+"""A TCP connection silent for longer than the longest registration is closed."""
+
+Address = tuple[str, int]
+
+
+class Receiver(Protocol):
+    def __call__(self, transport: str, data: bytes, addr: Address) -> None: ...
+
+
+class UdpTransport(asyncio.DatagramProtocol):
+    name = "UDP"
+
+    def __init__(self, receive: Receiver) -> None:
+        self._receive = receive
+        self._transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.DatagramTransport, transport)  # uvloop's is no subclass
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self._receive("UDP", data, (addr[0], addr[1]))
+
+    def error_received(self, exc: Exception) -> None:
+        logger.debug("UDP error: %s", exc)
+
+    def send(self, data: bytes, addr: Address) -> None:
+        if self._transport is not None:
+            self._transport.sendto(data, addr)
+
+    @property
+    def local(self) -> Address:
+        assert self._transport is not None
+        host, port = self._transport.get_extra_info("sockname")[:2]
+        return str(host), int(port)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+class TcpConnection(asyncio.Protocol):
+    """One TCP connection: frames messages by their Content-Length (§18.3)."""
+
+    def __init__(self, owner: TcpTransport) -> None:
+        self._owner = owner
+        self._buffer = bytearray()
+        self._transport: asyncio.Transport | None = None
+        self.peer: Address = ("", 0)
+        self._idle: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)
+        host, port = transport.get_extra_info("peername")[:2]
+        self.peer = (str(host), int(port))
+        self._owner.connections[self.peer] = self
+        self._touch()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._owner.connections.get(self.peer) is self:
+            del self._owner.connections[self.peer]
+        if self._idle is not None:
+            self._idle.cancel()
+
+    def _touch(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        loop = asyncio.get_running_loop()
+        self._idle = loop.call_later(self._owner.idle_timeout, self.close)
+
+    def data_received(self, data: bytes) -> None:
+        self._touch()
+        buf = self._buffer
+        buf += data
+        while buf:
+            # RFC 5626 §3.5.1 keep-alive: a double CRLF ping gets a single CRLF pong.
+            if buf.startswith(b"\r\n\r\n"):
+                del buf[:4]
+                self.write(b"\r\n")
+                continue
+            if buf.startswith(b"\r\n"):
+                if len(buf) < 4 and b"\r\n\r\n".startswith(bytes(buf)):
+                    return
+                del buf[:2]
+                continue
+            end = buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buf) > MAX_HEADER_SIZE:
+                    logger.info("TCP %s: header section too large; closing", self.peer)
+                    self.close()
+                return
+            length = _content_length(bytes(buf[:end]))
+            if length is None or length > MAX_MESSAGE_SIZE:
+                # Unframeable: hand it over for a 400/513, then drop the connection.
+                self._owner.receive("TCP", bytes(buf[: end + 4]), self.peer)
+                self.close()
+                return
+            total = end + 4 + length
+            if len(buf) < total:
+                return
+            message = bytes(buf[:total])
+            del buf[:total]
+            self._owner.receive("TCP", message, self.peer)
+
+    def write(self, data: bytes) -> None:
+        if self._transport is not None and not self._transport.is_closing():
+            self._transport.write(data)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+
+def _content_length(head: bytes) -> int | None:
+    """Content-Length from a header section; None if absent or unreadable (§18.3: mandatory)."""
+    for line in head.split(b"\r\n")[1:]:
+        name, colon, value = line.partition(b":")
+        if colon and name.strip().lower() in (b"content-length", b"l"):
+            value = value.strip()
+            return int(value) if value.isdigit() and len(value) <= 10 else None
+    return None
+
+
+class TcpTransport:
+    name = "TCP"
+
+    def __init__(self, receive: Receiver, idle_timeout: float = TCP_IDLE_TIMEOUT) -> None:
+        self.receive = receive
+        self.idle_timeout = idle_timeout
+        self.connections: dict[Address, TcpConnection] = {}
+        self._server: asyncio.Server | None = None
+
+    async def listen(self, host: str, port: int) -> None:
+        loop = asyncio.get_running_loop()
+        factory: Callable[[], TcpConnection] = lambda: TcpConnection(self)  # noqa: E731
+        self._server = await loop.create_server(factory, host, port, reuse_address=True)
+
+    @property
+    def local(self) -> Address:
+        assert self._server is not None
+        host, port = self._server.sockets[0].getsockname()[:2]
+        return str(host), int(port)
+
+    def send(self, data: bytes, addr: Address) -> None:
+        conn = self.connections.get(addr)
+        if conn is None:
+            # Responses go back on the connection the request came on (§18.2.2). Opening new
+            # connections for requests comes with the client side (trunks, B2BUA legs).
+            logger.info("TCP: no connection to %s:%s; message dropped", *addr)
+            return
+        conn.write(data)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for conn in list(self.connections.values()):
+            conn.close()

@@ -1,0 +1,144 @@
+"""Extensions: short internal numbers with SIP credentials stored only as digest HA1 values."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import sqlite3
+import string
+import time
+from dataclasses import dataclass
+
+import sqlite_utils
+
+from appliance.store import settings
+
+NUMBER_RE = re.compile(r"[0-9]{2,6}\Z")
+MIN_PASSWORD = 10
+_ALPHABET = string.ascii_letters + string.digits
+
+
+class ExtensionError(ValueError):
+    """A request about an extension cannot be done. `str()` says why, for a technician."""
+
+
+@dataclass(frozen=True, slots=True)
+class Extension:
+    number: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """What digest authentication needs: the realm and HA1 for each algorithm (RFC 7616 §3.4.2)."""
+
+    realm: str
+    ha1: dict[str, str]
+
+
+def digest_ha1(algorithm: str, user: str, realm: str, password: str) -> str:
+    """HA1 = H(username ":" realm ":" password) for MD5 or SHA-256 (RFC 7616 §3.4.2)."""
+    name = {"MD5": "md5", "SHA-256": "sha256"}[algorithm]
+    return hashlib.new(name, f"{user}:{realm}:{password}".encode()).hexdigest()
+
+
+def generate_password(length: int = 16) -> str:
+    while True:
+        pw = "".join(secrets.choice(_ALPHABET) for _ in range(length))
+        if any(c.isdigit() for c in pw) and any(c.isalpha() for c in pw):
+            return pw
+
+
+def check_number(number: str) -> str:
+    if not NUMBER_RE.match(number):
+        raise ExtensionError(f"extension number must be 2 to 6 digits, not {number!r}")
+    return number
+
+
+def check_password(number: str, password: str) -> str:
+    if len(password) < MIN_PASSWORD:
+        raise ExtensionError(f"SIP password must be at least {MIN_PASSWORD} characters")
+    if number in password or password.isdigit() or password.isalpha():
+        raise ExtensionError(
+            "SIP password is too weak: mix letters and digits, and do not include the number"
+        )
+    if not password.isprintable() or any(c in password for c in ' "\\'):
+        raise ExtensionError("SIP password may not contain spaces, quotes or backslashes")
+    return password
+
+
+def check_name(name: str) -> str:
+    if len(name) > 64 or not name.isprintable() or '"' in name or "\\" in name:
+        raise ExtensionError("name must be at most 64 printable characters, without quotes")
+    return name
+
+
+def _hashes(db: sqlite_utils.Database, number: str, password: str) -> dict[str, str]:
+    realm = settings.get_text(db, "sip.realm")
+    return {
+        "realm": realm,
+        "ha1_md5": digest_ha1("MD5", number, realm, password),
+        "ha1_sha256": digest_ha1("SHA-256", number, realm, password),
+    }
+
+
+def add(db: sqlite_utils.Database, number: str, name: str = "", password: str | None = None) -> str:
+    """Create an extension; return its password (generated when none is given)."""
+    check_number(number)
+    check_name(name)
+    password = generate_password() if password is None else check_password(number, password)
+    now = time.time()
+    row = {"number": number, "name": name, **_hashes(db, number, password)}
+    try:
+        db.execute(
+            "INSERT INTO extensions (number, name, realm, ha1_md5, ha1_sha256, created_at,"
+            " updated_at) VALUES (:number, :name, :realm, :ha1_md5, :ha1_sha256, :now, :now)",
+            {**row, "now": now},
+        )
+    except sqlite3.IntegrityError:
+        raise ExtensionError(f"extension {number} already exists") from None
+    return password
+
+
+def set_password(db: sqlite_utils.Database, number: str, password: str | None = None) -> str:
+    """Replace an extension's password; return it (generated when none is given)."""
+    password = generate_password() if password is None else check_password(number, password)
+    row = _hashes(db, number, password)
+    cur = db.execute(
+        "UPDATE extensions SET realm = :realm, ha1_md5 = :ha1_md5, ha1_sha256 = :ha1_sha256,"
+        " updated_at = :now WHERE number = :number",
+        {**row, "number": number, "now": time.time()},
+    )
+    if cur.rowcount == 0:
+        raise ExtensionError(f"no extension {number}")
+    return password
+
+
+def remove(db: sqlite_utils.Database, number: str) -> None:
+    """Delete an extension and its registrations, in one transaction."""
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        cur = conn.execute("DELETE FROM extensions WHERE number = ?", [number])
+        conn.execute("DELETE FROM registrations WHERE aor = ?", [number])
+        if cur.rowcount == 0:
+            raise ExtensionError(f"no extension {number}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def list_all(db: sqlite_utils.Database) -> list[Extension]:
+    rows = db.execute("SELECT number, name FROM extensions ORDER BY CAST(number AS INTEGER)")
+    return [Extension(number, name) for number, name in rows.fetchall()]
+
+
+def credentials(db: sqlite_utils.Database, number: str) -> Credentials | None:
+    row = db.execute(
+        "SELECT realm, ha1_md5, ha1_sha256 FROM extensions WHERE number = ?", [number]
+    ).fetchone()
+    if row is None:
+        return None
+    return Credentials(row[0], {"MD5": row[1], "SHA-256": row[2]})

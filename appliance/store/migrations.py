@@ -1,0 +1,97 @@
+"""Numbered schema migrations. Each runs once, in its own transaction, recorded by number."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable
+
+import sqlite_utils
+
+logger = logging.getLogger(__name__)
+
+Migration = Callable[[sqlite_utils.Database], None]
+
+
+def _m0001_initial(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE settings (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE extensions (
+            number TEXT PRIMARY KEY,
+            name TEXT NOT NULL DEFAULT '',
+            realm TEXT NOT NULL,
+            ha1_md5 TEXT NOT NULL,
+            ha1_sha256 TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE registrations (
+            aor TEXT NOT NULL,
+            contact_key TEXT NOT NULL,
+            contact TEXT NOT NULL,
+            expires_at REAL NOT NULL,
+            call_id TEXT NOT NULL,
+            cseq INTEGER NOT NULL,
+            q REAL,
+            transport TEXT NOT NULL,
+            source TEXT NOT NULL,
+            user_agent TEXT NOT NULL DEFAULT '',
+            registered_at REAL NOT NULL,
+            PRIMARY KEY (aor, contact_key)
+        ) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX registrations_expires ON registrations (expires_at)")
+    db.execute(
+        "INSERT INTO settings (key, value) VALUES (?, ?), (?, ?)",
+        ["sip.realm", "pbx", "sip.nonce_secret", secrets.token_hex(32)],
+    )
+
+
+MIGRATIONS: list[tuple[int, str, Migration]] = [
+    (1, "initial: settings, extensions, registrations", _m0001_initial),
+]
+
+
+def migrate(db: sqlite_utils.Database) -> list[int]:
+    """Apply every migration not yet recorded; return the numbers applied. Safe to repeat."""
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS schema_migrations (
+            version INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            applied_at REAL NOT NULL
+        )"""
+    )
+    applied: list[int] = []
+    for version, name, step in MIGRATIONS:
+        conn = db.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            done = conn.execute(
+                "SELECT 1 FROM schema_migrations WHERE version = ?", [version]
+            ).fetchone()
+            if done is None:
+                step(db)
+                conn.execute(
+                    "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+                    [version, name, time.time()],
+                )
+                applied.append(version)
+                logger.info("applied migration %04d %s", version, name)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return applied
+
+
+def current_version(db: sqlite_utils.Database) -> int:
+    row = db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
+    return int(row[0] or 0)

@@ -1,0 +1,94 @@
+"""Registration bindings (RFC 3261 §10): written by the core's registrar, read by anyone.
+
+Kept in SQLite so that a restart of the core keeps every phone registered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlite_utils
+
+COLUMNS = (
+    "aor, contact_key, contact, expires_at, call_id, cseq, q, transport, source, user_agent,"
+    " registered_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    aor: str
+    contact_key: str
+    contact: str
+    expires_at: float
+    call_id: str
+    cseq: int
+    q: float | None
+    transport: str
+    source: str
+    user_agent: str
+    registered_at: float
+
+
+def current(db: sqlite_utils.Database, aor: str, now: float) -> list[Registration]:
+    rows = db.conn.execute(
+        f"SELECT {COLUMNS} FROM registrations WHERE aor = ? AND expires_at > ?", (aor, now)
+    ).fetchall()
+    return [Registration(*row) for row in rows]
+
+
+def all_current(db: sqlite_utils.Database, now: float) -> list[Registration]:
+    rows = db.conn.execute(
+        f"SELECT {COLUMNS} FROM registrations WHERE expires_at > ? ORDER BY aor, registered_at",
+        (now,),
+    ).fetchall()
+    return [Registration(*row) for row in rows]
+
+
+def apply(
+    db: sqlite_utils.Database,
+    aor: str,
+    upserts: list[Registration],
+    deletes: list[str],
+    now: float,
+) -> None:
+    """Write one REGISTER's outcome atomically: removed contacts, new or refreshed ones."""
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute("DELETE FROM registrations WHERE aor = ? AND expires_at <= ?", (aor, now))
+        if deletes:
+            conn.executemany(
+                "DELETE FROM registrations WHERE aor = ? AND contact_key = ?",
+                [(aor, key) for key in deletes],
+            )
+        if upserts:
+            conn.executemany(
+                f"INSERT OR REPLACE INTO registrations ({COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        r.aor,
+                        r.contact_key,
+                        r.contact,
+                        r.expires_at,
+                        r.call_id,
+                        r.cseq,
+                        r.q,
+                        r.transport,
+                        r.source,
+                        r.user_agent,
+                        r.registered_at,
+                    )
+                    for r in upserts
+                ],
+            )
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+def purge_expired(db: sqlite_utils.Database, now: float) -> int:
+    cur = db.conn.execute("DELETE FROM registrations WHERE expires_at <= ?", (now,))
+    return cur.rowcount

@@ -1,0 +1,74 @@
+"""Typed appliance settings kept in the `settings` table, validated when they are written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlite_utils
+
+
+class SettingError(ValueError):
+    """A setting name is unknown or its value is out of range. `str()` says which and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class IntSetting:
+    key: str
+    default: int
+    low: int
+    high: int
+    help: str
+
+    def validate(self, text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise SettingError(f"{self.key} must be a whole number, not {text!r}") from None
+        if not self.low <= value <= self.high:
+            raise SettingError(f"{self.key} must be between {self.low} and {self.high}")
+        return value
+
+
+SETTINGS = {
+    s.key: s
+    for s in (
+        IntSetting("sip.min_expires", 60, 1, 3600, "shortest registration accepted (s); 423 below"),
+        IntSetting(
+            "sip.max_expires", 3600, 60, 86400, "registrations longer than this are cut (s)"
+        ),
+        IntSetting(
+            "sip.default_expires", 3600, 60, 86400, "registration time when none is asked (s)"
+        ),
+        IntSetting("sip.max_contacts", 10, 1, 100, "bindings one extension may hold at once"),
+        IntSetting("sip.nonce_ttl", 300, 10, 3600, "digest nonce lifetime (s)"),
+    )
+}
+"""Settings a technician may change, with their range and meaning."""
+
+
+def get_int(db: sqlite_utils.Database, key: str) -> int:
+    spec = SETTINGS[key]
+    row = db.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
+    return spec.default if row is None else int(row[0])
+
+
+def set_value(db: sqlite_utils.Database, key: str, text: str) -> int:
+    """Validate and store one setting; raises SettingError with a readable reason."""
+    spec = SETTINGS.get(key)
+    if spec is None:
+        raise SettingError(f"unknown setting {key!r}; known: {', '.join(sorted(SETTINGS))}")
+    value = spec.validate(text)
+    db.execute(
+        "INSERT INTO settings (key, value) VALUES (?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [key, str(value)],
+    )
+    return value
+
+
+def get_text(db: sqlite_utils.Database, key: str) -> str:
+    """Internal settings written by migrations (realm, secrets)."""
+    row = db.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
+    if row is None:
+        raise KeyError(key)
+    return str(row[0])
