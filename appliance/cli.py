@@ -103,7 +103,7 @@ def cmd_config_get(args: argparse.Namespace) -> int:
         if key not in settings.SETTINGS:
             raise settings.SettingError(f"unknown setting {key!r}")
         spec = settings.SETTINGS[key]
-        print(f"{key} = {settings.get_int(db, key)}    # {spec.help}")
+        print(f"{key} = {settings.get(db, key)}    # {spec.help}")
     return 0
 
 

@@ -79,12 +79,11 @@ class Core:
         self.started = time.time()
         realm = settings.get_text(self.db, "sip.realm")
         secret = bytes.fromhex(settings.get_text(self.db, "sip.nonce_secret"))
-        self.digest = DigestServer(
-            realm, secret, nonce_ttl=settings.get_int(self.db, "sip.nonce_ttl")
-        )
+        self.digest = DigestServer(realm, secret)
         self.endpoint = SipEndpoint()
-        self.registrar = Registrar(self.endpoint, self.db, self.digest, registrar_config(self.db))
+        self.registrar = Registrar(self.endpoint, self.db, self.digest)
         self.endpoint.handlers["REGISTER"] = self.registrar
+        self._apply_settings()
         self._stop = asyncio.Event()
 
     def status(self, _request: dict[str, Any]) -> dict[str, Any]:
@@ -98,9 +97,13 @@ class Core:
 
     def reload(self, _request: dict[str, Any]) -> dict[str, Any]:
         """Re-read settings; applied whole, between two messages."""
-        self.registrar.config = registrar_config(self.db)
-        self.digest.nonce_ttl = settings.get_int(self.db, "sip.nonce_ttl")
+        self._apply_settings()
         return {"reloaded": True}
+
+    def _apply_settings(self) -> None:
+        self.digest.nonce_ttl = settings.get_int(self.db, "sip.nonce_ttl")
+        self.digest.algorithms = settings.get_list(self.db, "sip.digest_algorithms")
+        self.registrar.config = registrar_config(self.db)
 
     async def _purge(self) -> None:
         while True:

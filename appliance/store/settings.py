@@ -29,7 +29,27 @@ class IntSetting:
         return value
 
 
-SETTINGS = {
+@dataclass(frozen=True, slots=True)
+class ListSetting:
+    """A comma-separated ordered choice from a fixed set (e.g. digest algorithms)."""
+
+    key: str
+    default: str
+    choices: tuple[str, ...]
+    help: str
+
+    def validate(self, text: str) -> str:
+        items = [item.strip().upper() for item in text.split(",") if item.strip()]
+        known = {c.upper(): c for c in self.choices}
+        bad = [item for item in items if item not in known]
+        if not items or bad or len(set(items)) != len(items):
+            raise SettingError(
+                f"{self.key} must list some of {', '.join(self.choices)} once each, in order"
+            )
+        return ",".join(known[item] for item in items)
+
+
+SETTINGS: dict[str, IntSetting | ListSetting] = {
     s.key: s
     for s in (
         IntSetting("sip.min_expires", 60, 1, 3600, "shortest registration accepted (s); 423 below"),
@@ -41,18 +61,37 @@ SETTINGS = {
         ),
         IntSetting("sip.max_contacts", 10, 1, 100, "bindings one extension may hold at once"),
         IntSetting("sip.nonce_ttl", 300, 10, 3600, "digest nonce lifetime (s)"),
+        ListSetting(
+            "sip.digest_algorithms",
+            "SHA-256,MD5",
+            ("SHA-256", "MD5"),
+            "digest challenges offered, most preferred first (RFC 8760); put MD5 first for"
+            " phones that only read the first challenge",
+        ),  # fmt: skip
     )
 }
 """Settings a technician may change, with their range and meaning."""
 
 
-def get_int(db: sqlite_utils.Database, key: str) -> int:
+def get(db: sqlite_utils.Database, key: str) -> int | str:
     spec = SETTINGS[key]
     row = db.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
-    return spec.default if row is None else int(row[0])
+    return spec.default if row is None else spec.validate(str(row[0]))
 
 
-def set_value(db: sqlite_utils.Database, key: str, text: str) -> int:
+def get_int(db: sqlite_utils.Database, key: str) -> int:
+    value = get(db, key)
+    assert isinstance(value, int)
+    return value
+
+
+def get_list(db: sqlite_utils.Database, key: str) -> tuple[str, ...]:
+    value = get(db, key)
+    assert isinstance(value, str)
+    return tuple(value.split(","))
+
+
+def set_value(db: sqlite_utils.Database, key: str, text: str) -> int | str:
     """Validate and store one setting; raises SettingError with a readable reason."""
     spec = SETTINGS.get(key)
     if spec is None:

@@ -32,16 +32,22 @@ import selectors
 import signal
 import sys
 from types import FrameType
-from typing import Any
+from typing import Any, TextIO
 
 import pjsua2 as pj
 
 logger = logging.getLogger(__name__)
 
 
+#: Where JSON events go: the original stdout.  :func:`main` points file
+#: descriptor 1 at stderr, because PJSIP prints to it before its log writer is set.
+events: TextIO = sys.stdout
+
+
 def emit(event: str, **fields: Any) -> None:
-    """Print one JSON event line on stdout and flush it."""
-    print(json.dumps({"event": event, **fields}), flush=True)
+    """Print one JSON event line for the parent process and flush it."""
+    events.write(json.dumps({"event": event, **fields}) + "\n")
+    events.flush()
 
 
 class StderrLogWriter(pj.LogWriter):  # type: ignore[misc]
@@ -96,7 +102,6 @@ class Peer:
         config = pj.EpConfig()
         config.uaConfig.threadCnt = 0
         config.uaConfig.mainThreadOnly = True
-        config.uaConfig.userAgent = f"pjsua2-peer PJSIP {self.endpoint.libVersion().full}"
         config.logConfig.level = args.log_level
         config.logConfig.consoleLevel = args.log_level
         config.logConfig.writer = self.log_writer
@@ -191,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--poll-ms", type=int, default=20, help="libHandleEvents timeout")
     args = parser.parse_args(argv)
 
+    global events
+    sys.stdout.flush()
+    events = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     peer = Peer(args)
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -1,0 +1,131 @@
+"""Shared fixtures: a real `pbx run` process over a real SQLite file in a temporary directory."""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+READY_PREFIX = "pbx-core: SIP on udp+tcp "
+
+
+def pbx_cli(data: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run the `pbx` CLI (as `python -m appliance`) against `data`."""
+    return subprocess.run(
+        [sys.executable, "-m", "appliance", "--data", str(data), *args],
+        capture_output=True, text=True, check=check, timeout=60,
+    )  # fmt: skip
+
+
+@dataclass
+class CoreProcess:
+    """A `pbx run` child process; `host`/`port` are where its SIP transports listen."""
+
+    data: Path
+    sip: str = "127.0.0.1:0"
+    host: str = ""
+    port: int = 0
+    proc: subprocess.Popen[str] | None = None
+    output: list[str] = field(default_factory=list)
+    netns_pid: int | None = None
+
+    def start(self, timeout: float = 20.0) -> None:
+        argv = [sys.executable, "-m", "appliance", "--data", str(self.data), "run", "--sip",
+                self.sip]  # fmt: skip
+        if self.netns_pid is not None:
+            argv = ["nsenter", "-t", str(self.netns_pid), "-n", *argv]
+        self.proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )  # fmt: skip
+        line = self.wait_output(READY_PREFIX, timeout)
+        hostport = line[len(READY_PREFIX) :].split(",")[0]
+        host, _, port = hostport.rpartition(":")
+        self.host, self.port = host, int(port)
+
+    def wait_output(self, text: str, timeout: float = 20.0) -> str:
+        """Read the core's output until a line containing `text` appears; return that line."""
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.output:
+            if text in line:
+                return line
+        deadline = time.monotonic() + timeout
+        with selectors.DefaultSelector() as sel:
+            sel.register(self.proc.stdout, selectors.EVENT_READ)
+            while time.monotonic() < deadline:
+                if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+                    break
+                line = self.proc.stdout.readline()
+                if not line:
+                    break
+                self.output.append(line.rstrip("\n"))
+                if text in line:
+                    return line.rstrip("\n")
+        raise AssertionError(f"core never printed {text!r}; output:\n" + "\n".join(self.output))
+
+    def stop(self) -> int:
+        """SIGTERM the core (by PID) and wait; return its exit status."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        if self.proc.stdout is not None:
+            self.output.extend(self.proc.stdout.read().splitlines())
+            self.proc.stdout.close()
+        return rc
+
+    def restart(self) -> None:
+        """Stop and start again on the same address and data directory."""
+        self.sip = f"{self.host}:{self.port}"
+        self.stop()
+        self.output.clear()
+        self.start()
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return pbx_cli(self.data, *args, check=check)
+
+    def add_extension(self, number: str, password: str | None = None) -> str:
+        """Create an extension; return its password."""
+        if password is None:
+            out = self.cli("ext", "add", number).stdout
+            return out.split()[-1]
+        self.cli("ext", "add", number, "--password", password)
+        return password
+
+
+@pytest.fixture
+def core_factory(tmp_path: Path) -> Iterator[type[CoreProcess]]:
+    """Build cores with `core_factory(data=..., sip=...)`; all are stopped after the test."""
+    started: list[CoreProcess] = []
+
+    class Factory(CoreProcess):
+        def start(self, timeout: float = 20.0) -> None:
+            super().start(timeout)
+            if all(c is not self for c in started):
+                started.append(self)
+
+    yield Factory
+    for core in started:
+        if core.proc is not None and core.proc.poll() is None:
+            core.stop()
+
+
+@pytest.fixture
+def core(core_factory: type[CoreProcess], tmp_path: Path) -> CoreProcess:
+    """A running core on 127.0.0.1 (a free port) with MD5 offered first, as sipp needs."""
+    proc = core_factory(data=tmp_path / "var")
+    pbx_cli(proc.data, "config", "set", "sip.digest_algorithms", "MD5,SHA-256")
+    proc.start()
+    return proc
