@@ -36,10 +36,11 @@ class CoreProcess:
     proc: subprocess.Popen[str] | None = None
     output: list[str] = field(default_factory=list)
     netns_pid: int | None = None
+    run_args: tuple[str, ...] = ()
 
     def start(self, timeout: float = 20.0) -> None:
         argv = [sys.executable, "-m", "appliance", "--data", str(self.data), "run", "--sip",
-                self.sip]  # fmt: skip
+                self.sip, *self.run_args]  # fmt: skip
         if self.netns_pid is not None:
             argv = ["nsenter", "-t", str(self.netns_pid), "-n", *argv]
         self.proc = subprocess.Popen(
@@ -50,6 +51,16 @@ class CoreProcess:
         hostport = line[len(READY_PREFIX) :].split(",")[0]
         host, _, port = hostport.rpartition(":")
         self.host, self.port = host, int(port)
+
+    @property
+    def demo_passwords(self) -> dict[str, str]:
+        """Passwords `run --demo` printed: lines `  101  password SECRET`."""
+        found = {}
+        for line in self.output:
+            parts = line.split()
+            if len(parts) == 3 and parts[1] == "password":
+                found[parts[0]] = parts[2]
+        return found
 
     def wait_output(self, text: str, timeout: float = 20.0) -> str:
         """Read the core's output until a line containing `text` appears; return that line."""
@@ -124,8 +135,7 @@ def core_factory(tmp_path: Path) -> Iterator[type[CoreProcess]]:
 
 @pytest.fixture
 def core(core_factory: type[CoreProcess], tmp_path: Path) -> CoreProcess:
-    """A running core on 127.0.0.1 (a free port) with MD5 offered first, as sipp needs."""
+    """A running core on 127.0.0.1 (a free port), default settings (MD5 digest)."""
     proc = core_factory(data=tmp_path / "var")
-    pbx_cli(proc.data, "config", "set", "sip.digest_algorithms", "MD5,SHA-256")
     proc.start()
     return proc

@@ -49,6 +49,18 @@ class AuthResult:
     reason: str = ""
 
 
+def digest_response(
+    algorithm: str, ha1: str, nonce: str, nc: str, cnonce: str, method: str, uri: str
+) -> str:
+    """RFC 7616 §3.4.1 `response` for qop=auth: KD(HA1, nonce:nc:cnonce:qop:H(method:uri))."""
+    hash_ = ALGORITHMS[algorithm]
+
+    def h(text: str) -> str:
+        return hash_(text.encode()).hexdigest()
+
+    return h(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{h(f'{method}:{uri}')}")
+
+
 def parse_auth_params(text: str) -> tuple[str, dict[str, str]]:
     """`Digest a="x, y", b=z` into ("digest", {"a": "x, y", "b": "z"}); raises ValueError."""
     scheme, _, rest = text.strip().partition(" ")
@@ -193,12 +205,7 @@ class DigestServer:
         ha1 = ha1_for(username, algorithm)
         if ha1 is None:
             ha1 = hash_(self._secret + f":{algorithm}:{username}".encode()).hexdigest()
-
-        def h(text: str) -> str:
-            return hash_(text.encode()).hexdigest()
-
-        ha2 = h(f"{method}:{p['uri']}")
-        expected = h(f"{ha1}:{p['nonce']}:{nc_text}:{cnonce}:auth:{ha2}")
+        expected = digest_response(algorithm, ha1, p["nonce"], nc_text, cnonce, method, p["uri"])
         if not hmac.compare_digest(expected.encode(), p["response"].lower().encode()):
             return AuthResult(Verdict.FORBIDDEN, username, "wrong credentials")
         if expected_user is not None and username != expected_user:

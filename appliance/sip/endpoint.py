@@ -126,11 +126,16 @@ class SipEndpoint:
 
     # -- receiving -----------------------------------------------------------------------
 
-    def receive(self, transport: str, data: bytes, addr: Address) -> None:
+    def receive(
+        self, transport: str, data: bytes, addr: Address, error: tuple[int, str] | None = None
+    ) -> None:
         """Entry point for every message a transport delivers."""
         if not data.strip(b"\r\n"):
             return  # keep-alive (RFC 5626 §3.5.1 over UDP): nothing to answer
         source = Destination(transport, addr[0], addr[1])
+        if error is not None:
+            self._answer_unparsed(data, source, *error)
+            return
         if len(data) > MAX_MESSAGE_SIZE:
             self._answer_unparsed(data[:MAX_MESSAGE_SIZE], source, 513, "Message Too Large")
             return

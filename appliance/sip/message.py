@@ -15,8 +15,9 @@ from appliance.sip.headers import CSeq, NameAddr, Via, split_list
 
 __all__ = ["Request", "Response", "SipMessage", "SipParseError", "make_response", "parse"]
 
-MAX_MESSAGE_SIZE = 65_535
-"""Largest message accepted on any transport (RFC 3261 §18.1.1 allows UDP up to 65,535)."""
+MAX_MESSAGE_SIZE = 32_768
+"""Largest message accepted on any transport; larger ones get 513. Real phones' messages, SDP
+included, stay under 8 KiB; RFC 3261 §18.1.1 already wants anything near the MTU sent over TCP."""
 
 SIP_VERSION = "SIP/2.0"
 

@@ -150,6 +150,7 @@ class Registrar:
                     continue
                 expires = min(expires, cfg.max_expires)
                 q = _q_value(contact)
+                contact.params.pop("expires", None)
                 upserts.append(
                     Registration(
                         aor, key, str(contact), now + expires, call_id, cseq, q,

@@ -25,7 +25,11 @@ Address = tuple[str, int]
 
 
 class Receiver(Protocol):
-    def __call__(self, transport: str, data: bytes, addr: Address) -> None: ...
+    def __call__(
+        self, transport: str, data: bytes, addr: Address, error: tuple[int, str] | None = None
+    ) -> None:
+        """Take one message; `error` is set when the stream could not frame it (data is the
+        header section then), so that the receiver answers it with that status and reason."""
 
 
 class UdpTransport(asyncio.DatagramProtocol):
@@ -110,9 +114,14 @@ class TcpConnection(asyncio.Protocol):
                     self.close()
                 return
             length = _content_length(bytes(buf[:end]))
-            if length is None or length > MAX_MESSAGE_SIZE:
-                # Unframeable: hand it over for a 400/513, then drop the connection.
-                self._owner.receive("TCP", bytes(buf[: end + 4]), self.peer)
+            if length is None or end + 4 + length > MAX_MESSAGE_SIZE:
+                # Unframeable: hand the head over to be answered, then drop the connection.
+                error = (
+                    (400, "Bad Request (missing Content-Length on a stream)")
+                    if length is None
+                    else (513, "Message Too Large")
+                )
+                self._owner.receive("TCP", bytes(buf[: end + 4]), self.peer, error)
                 self.close()
                 return
             total = end + 4 + length

@@ -63,10 +63,10 @@ SETTINGS: dict[str, IntSetting | ListSetting] = {
         IntSetting("sip.nonce_ttl", 300, 10, 3600, "digest nonce lifetime (s)"),
         ListSetting(
             "sip.digest_algorithms",
-            "SHA-256,MD5",
+            "MD5",
             ("SHA-256", "MD5"),
-            "digest challenges offered, most preferred first (RFC 8760); put MD5 first for"
-            " phones that only read the first challenge",
+            "digest challenges offered, most preferred first (RFC 8760). MD5 alone by default:"
+            " baresip 1.0 fails when SHA-256 is offered at all, sipp 3.6 when it comes first",
         ),  # fmt: skip
     )
 }

@@ -6,28 +6,35 @@ starts ``baresip -f DIR`` through ``nsenter`` with its stdin on a pipe (the
 sip:...`` from it), copies everything it prints into ``baresip.log`` and lets a
 test wait for a line.
 
-What baresip 1.0.0 prints (ANSI colour codes removed; ``AOR`` is
-``USER@HOST``; verified against tests/fixtures/sip/capture.py):
+What baresip 1.0.0 prints (ANSI colour codes removed; verified against
+tests/fixtures/sip/capture.py, account 101 at 10.99.0.1:5060):
 
-* registration accepted, each time (initial and refresh)::
+* first registration accepted (pattern :data:`REGISTER_OK`)::
 
-      101@10.99.0.1: {0/UDP/v4} 200 OK (SERVER) [1 binding]
+      101@10.99.0.1: {0/UDP/v4} 200 OK (pbx-fixture-capture) [1 binding]
 
-  where ``SERVER`` is the Server header of the 200 (``-`` if none), then once
-  after all accounts are registered ``All 1 useragent registered successfully!
-  (2 ms)`` (menu module);
-* registration refused (e.g. a 403 after the challenge, or a second 401 for a
-  wrong password)::
+  (``USER@HOST: {index/transport/af} CODE REASON (Server header) [N
+  binding(s)]``), followed once all accounts are registered by
+  ``All 1 useragent registered successfully! (2 ms)`` (menu module,
+  :data:`ALL_REGISTERED`).  Refreshes print **nothing**: to see a refresh,
+  watch the registrar.  Each refresh (and the un-REGISTER) is first sent
+  without credentials and repeated after the 401.
+* registration refused (pattern :data:`REGISTER_FAILED`; no ``USER@HOST:``
+  prefix here), e.g. a 403 after the challenge::
 
-      101@10.99.0.1: reg: sip:10.99.0.1:5060: 403 Forbidden
-  (pattern :data:`REGISTER_FAILED`)
-* no answer at all (the registrar is down) after about 32 s::
+      reg: sip:101@10.99.0.1:5060: 403 Forbidden (pbx-fixture-capture)
 
-      101@10.99.0.1: reg: sip:10.99.0.1:5060: Connection timed out [110]
+* the 401 offers an algorithm it lacks (``algorithm=SHA-256``, even when an
+  MD5 challenge follows), at once::
 
-* un-register on shutdown (SIGTERM or ``-t``) prints ``ua: stop all (forced=0)``;
-  the un-REGISTER is sent without credentials first and repeated with them
-  after the 401.
+      reg: sip:101@10.99.0.1:5060: Register: Function not implemented
+
+* nobody answers, after 32 s::
+
+      reg: sip:101@10.99.0.1:5060: Register: Connection timed out
+
+* shutdown (SIGTERM or ``-t``): ``terminated by signal 15`` (SIGTERM only),
+  then ``ua: stop all (forced=0)``; it un-registers before exiting.
 """
 
 from __future__ import annotations
@@ -220,7 +227,9 @@ class Baresip:
         )
         assert self._proc.stdout is not None
         self._reader = threading.Thread(
-            target=self._read, args=(self._proc.stdout,), name=f"baresip-{self._proc.pid}",
+            target=self._read,
+            args=(self._proc.stdout,),
+            name=f"baresip-{self._proc.pid}",
             daemon=True,
         )
         self._reader.start()

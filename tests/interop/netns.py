@@ -226,4 +226,3 @@ class NetNamespace:
     ) -> None:
         """Stop the namespace."""
         self.stop()
-

@@ -63,13 +63,20 @@ class PjsuaPeer:
         ``local_host`` should be an address there, e.g. ``netns.host``).
         """
         self.argv = [
-            python, str(PEER_SCRIPT),
-            "--registrar", registrar,
-            "--user", user,
-            "--password", password,
-            "--local-host", local_host,
-            "--local-port", str(local_port),
-            "--regint", str(regint),
+            python,
+            str(PEER_SCRIPT),
+            "--registrar",
+            registrar,
+            "--user",
+            user,
+            "--password",
+            password,
+            "--local-host",
+            local_host,
+            "--local-port",
+            str(local_port),
+            "--regint",
+            str(regint),
             *extra_args,
         ]
         self._password = password
@@ -112,7 +119,9 @@ class PjsuaPeer:
                 stderr.close()  # the child has its own copy
         assert self._proc.stdout is not None
         self._reader = threading.Thread(
-            target=self._read, args=(self._proc.stdout,), name=f"pjsua-{self._proc.pid}",
+            target=self._read,
+            args=(self._proc.stdout,),
+            name=f"pjsua-{self._proc.pid}",
             daemon=True,
         )
         self._reader.start()

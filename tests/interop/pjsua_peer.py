@@ -190,8 +190,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--local-host", default="127.0.0.1", help="address to bind")
     parser.add_argument("--local-port", type=int, default=5072, help="UDP port to bind")
     parser.add_argument("--regint", type=int, default=60, help="requested expiry, seconds")
-    parser.add_argument("--retry", type=int, default=0,
-                        help="seconds before retrying a failed registration (0: never)")
+    parser.add_argument(
+        "--retry",
+        type=int,
+        default=0,
+        help="seconds before retrying a failed registration (0: never)",
+    )
     parser.add_argument("--log-level", type=int, default=1, help="PJSIP log level on stderr")
     parser.add_argument("--poll-ms", type=int, default=20, help="libHandleEvents timeout")
     args = parser.parse_args(argv)
