@@ -67,7 +67,7 @@ SETTINGS: dict[str, IntSetting | ListSetting] = {
             ("SHA-256", "MD5"),
             "digest challenges offered, most preferred first (RFC 8760). MD5 alone by default:"
             " baresip 1.0 fails when SHA-256 is offered at all, sipp 3.6 when it comes first",
-        ),  # fmt: skip
+        ),
     )
 }
 """Settings a technician may change, with their range and meaning."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Awaitable, Callable
 
 from appliance.sip.endpoint import SipEndpoint
@@ -88,7 +89,7 @@ def test_server_invite_retransmits_final_until_ack() -> None:
             t, again = await peer.recv()
             assert again == first
             times.append(t)
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         assert gaps[0] < gaps[1] < gaps[2] * 1.01 + 0.01
         assert gaps[2] <= TIMERS.t2 * 1.5
         ack = request_bytes("ACK", peer.port, to_tag="busy")
@@ -136,7 +137,7 @@ def test_client_non_invite_retransmits_with_timer_e_then_times_out() -> None:
             t, data = peer.queue.get_nowait()
             assert data == bytes(req)
             times.append(t)
-        gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+        gaps = [b - a for a, b in itertools.pairwise(times)]
         # T1, 2*T1, 4*T1 = T2, then T2 each time until Timer F (64*T1).
         assert gaps[0] < gaps[1] < gaps[2]
         assert max(gaps) <= TIMERS.t2 * 1.5
