@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Install what the PBX needs on Debian 12/13 (apt packages, a virtualenv at .venv, the package),
+# then optionally run it or its tests. Safe to repeat; it only installs what is missing.
+#
+#   ./setup.sh               install only
+#   ./setup.sh run [ARGS]    install, then `pbx run --demo ARGS` (data in ./var, SIP 127.0.0.1:5060)
+#   ./setup.sh test [ARGS]   install with test tools, then ruff, mypy and pytest ARGS
+set -euo pipefail
+cd "$(dirname "$0")"
+
+APT_PACKAGES=(python3 python3-venv python3-dev gcc sqlite3 iproute2 util-linux coreutils procps
+              sip-tester baresip-core)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}"
+  sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -q
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+mode=${1:-install}
+extras=""
+[ "$mode" = test ] && extras="[test]"
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)${extras:+-test}"
+if [ ! -e "$stamp" ]; then
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -e ".${extras}"
+  touch "$stamp"
+fi
+
+case "$mode" in
+  install) echo "setup: done; run .venv/bin/pbx --help" ;;
+  run) shift; exec .venv/bin/pbx run --demo "$@" ;;
+  test)
+    shift
+    .venv/bin/ruff check .
+    .venv/bin/ruff format --check .
+    .venv/bin/mypy
+    exec .venv/bin/python -m pytest "$@"
+    ;;
+  *) echo "usage: ./setup.sh [install|run [ARGS]|test [PYTEST ARGS]]" >&2; exit 2 ;;
+esac
