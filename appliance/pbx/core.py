@@ -105,6 +105,12 @@ class Core:
         self.digest.algorithms = settings.get_list(self.db, "sip.digest_algorithms")
         self.registrar.config = registrar_config(self.db)
 
+    async def _watchdog(self, interval: float) -> None:
+        """Ping systemd's watchdog from the event loop: a stuck loop stops the pings."""
+        while True:
+            sd_notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
     async def _purge(self) -> None:
         while True:
             await asyncio.sleep(PURGE_INTERVAL)
@@ -120,7 +126,10 @@ class Core:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
-        purge = asyncio.create_task(self._purge())
+        tasks = [asyncio.create_task(self._purge())]
+        watchdog_usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
+        if watchdog_usec > 0:
+            tasks.append(asyncio.create_task(self._watchdog(watchdog_usec / 2e6)))
         host, port = self.endpoint.local
         print(f"pbx-core: SIP on udp+tcp {host}:{port}, control {sock_path}", flush=True)
         sd_notify("READY=1")
@@ -128,7 +137,8 @@ class Core:
             await self._stop.wait()
         finally:
             sd_notify("STOPPING=1")
-            purge.cancel()
+            for task in tasks:
+                task.cancel()
             server.close()
             sock_path.unlink(missing_ok=True)
             self.endpoint.close()
