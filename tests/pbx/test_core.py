@@ -87,12 +87,13 @@ def test_unknown_user_is_indistinguishable_from_wrong_password(core: CoreProcess
     port = sock.getsockname()[1]
 
     def attempt(user: str, n: int) -> tuple[Response, Response, float]:
-        common = {"call_id": f"probe-{user}-{n}", "user": user}
+        call_id = f"probe-{user}-{n}"
         challenge = exchange(sock, core, request_bytes("REGISTER", port, branch=f"z9hG4bK-{n}a",
-                                                       **common))  # fmt: skip
+                                                       call_id=call_id, user=user))  # fmt: skip
         auth = authorization(challenge.get_all("WWW-Authenticate")[0], user, "Wrong-pass-123")
         data = request_bytes("REGISTER", port, branch=f"z9hG4bK-{n}b", cseq=2,
-                             extra=f"Authorization: {auth}\r\n", **common)  # fmt: skip
+                             extra=f"Authorization: {auth}\r\n", call_id=call_id,
+                             user=user)  # fmt: skip
         start = time.perf_counter()
         answer = exchange(sock, core, data)
         return challenge, answer, time.perf_counter() - start
