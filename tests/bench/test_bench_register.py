@@ -1,0 +1,56 @@
+"""Smoke run of bench/register: two short steps against a real `pbx run`, figures sane."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "bench" / "register"
+
+
+@pytest.mark.timeout(180)
+def test_quick_register_bench(tmp_path: Path) -> None:
+    out = tmp_path / "figures.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--json", str(out)],
+        capture_output=True, text=True, timeout=150, check=False, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "highest rate with < 1% failures" in proc.stdout
+    figures = json.loads(out.read_text())
+
+    steps = figures["steps"]
+    assert [s["offered_rate"] for s in steps] == [200, 500]
+    for step in steps:
+        assert step["achieved_rate"] > 0
+        assert 0 <= step["failures_pct"] <= 100
+        assert step["core_cpu_pct"] > 0
+        assert step["successful"] <= step["count"]
+    first = steps[0]
+    assert first["failures_pct"] < 1.0, first
+    assert first["achieved_rate"] > 100, first  # 200/s offered for 3 s
+    assert figures["max_rate_under_1pct"] >= 200
+    assert figures["core_cpu_pct_at_max"] > 0
+    assert 0 < figures["idle_rss_mb"] < 1024
+    machine = figures["machine"]
+    assert machine["nproc"] >= 2 and machine["kernel"] and machine["python"]
+    # The core it started is stopped and its temporary directory removed.
+    work = proc.stdout.split("data in ", 1)[1].split()[0]
+    assert work.startswith(tempfile.gettempdir()) and not Path(work).exists()
+    assert not any(work in cmdline for cmdline in _cmdlines())
+
+
+def _cmdlines() -> list[str]:
+    found = []
+    for path in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            found.append(path.read_bytes().decode(errors="replace"))
+        except OSError:
+            pass  # exited meanwhile
+    return found
