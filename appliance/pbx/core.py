@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -130,6 +131,7 @@ class Core:
         watchdog_usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
         if watchdog_usec > 0:
             tasks.append(asyncio.create_task(self._watchdog(watchdog_usec / 2e6)))
+        gc.freeze()  # start-up objects live for ever: keep them out of every collection
         host, port = self.endpoint.local
         print(f"pbx-core: SIP on udp+tcp {host}:{port}, control {sock_path}", flush=True)
         sd_notify("READY=1")
@@ -139,6 +141,7 @@ class Core:
             sd_notify("STOPPING=1")
             for task in tasks:
                 task.cancel()
+            self.registrar.flush()
             server.close()
             sock_path.unlink(missing_ok=True)
             self.endpoint.close()

@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import struct
 import time
 from collections.abc import Callable
@@ -61,9 +62,38 @@ def digest_response(
     return h(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{h(f'{method}:{uri}')}")
 
 
+_AUTH_PARAM = re.compile(
+    r'[ \t,]*([A-Za-z0-9_.-]+)[ \t]*=[ \t]*(?:"((?:[^"\\]|\\.)*)"|([^ \t,"]*))[ \t]*(?:,|\Z)'
+)
+_ESCAPE = re.compile(r"\\(.)")
+
+
 def parse_auth_params(text: str) -> tuple[str, dict[str, str]]:
     """`Digest a="x, y", b=z` into ("digest", {"a": "x, y", "b": "z"}); raises ValueError."""
     scheme, _, rest = text.strip().partition(" ")
+    params: dict[str, str] = {}
+    pos, end = 0, len(rest)
+    match = _AUTH_PARAM.match
+    while pos < end:
+        m = match(rest, pos)
+        if m is None:
+            if rest[pos:].strip(" \t,"):
+                return _parse_auth_params_slowly(scheme, rest)  # to say what is wrong
+            break
+        name, quoted, token = m.groups()
+        name = name.lower()
+        if name in params:
+            raise ValueError("empty or repeated auth parameter")
+        if quoted is None:
+            params[name] = token
+        else:
+            params[name] = _ESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted
+        pos = m.end()
+    return scheme.lower(), params
+
+
+def _parse_auth_params_slowly(scheme: str, rest: str) -> tuple[str, dict[str, str]]:
+    """A character-by-character parse of auth-params that names the first error it meets."""
     params: dict[str, str] = {}
     i, n = 0, len(rest)
     while i < n:
@@ -125,7 +155,7 @@ class DigestServer:
     # -- nonces --------------------------------------------------------------------------
 
     def _mac(self, head: bytes) -> bytes:
-        return hmac.new(self._secret, head, hashlib.sha256).digest()[:_MAC_LEN]
+        return hmac.digest(self._secret, head, "sha256")[:_MAC_LEN]
 
     def new_nonce(self) -> str:
         self._index = (self._index + 1) & 0xFFFFFFFF

@@ -170,14 +170,14 @@ class SipEndpoint:
 
     def _receive_request(self, req: Request, source: Destination) -> None:
         layer = self.transactions
-        txn = layer.match_server(req)
-        if txn is not None:
-            txn.receive_retransmission(req)
+        match = layer.match_server(req)
+        if isinstance(match, ServerTransaction):
+            match.receive_retransmission(req)
             return
-        if req.method == "ACK":
-            return  # an ACK for a 2xx belongs to a dialog; none exist at this layer yet
+        if req.method == "ACK" or layer.absorb(match):
+            return  # (an ACK for a 2xx belongs to a dialog; none exist at this layer yet)
         dest = _response_destination(req, source)
-        txn = layer.new_server(req, dest)
+        txn = layer.new_server(req, dest, match)
         handler = self.handlers.get(req.method)
         if handler is None:
             allow = ", ".join(sorted(self.handlers))

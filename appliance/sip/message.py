@@ -7,7 +7,7 @@ of `appliance.sip.headers`; a value that does not parse raises `SipParseError` n
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from appliance.sip.grammar import SipParseError, is_token
@@ -108,10 +108,19 @@ REASON_PHRASES = {
 }
 
 
+_KEYS: dict[str, str] = {}
+_KEYS_MAX = 512
+
+
 def canonical_name(name: str) -> str:
     """The lower-case long form of a header name: `v` and `VIA` are both `via`."""
-    lower = name.lower()
-    return COMPACT_FORMS.get(lower, lower)
+    key = _KEYS.get(name)
+    if key is None:
+        lower = name.lower()
+        key = COMPACT_FORMS.get(lower, lower)
+        if len(_KEYS) < _KEYS_MAX:  # a memo of the names seen, bounded against junk
+            _KEYS[name] = key
+    return key
 
 
 class HeaderField:
@@ -123,8 +132,7 @@ class HeaderField:
         self.name = name
         self.value = value
         self.raw = raw
-        lower = name.lower()
-        self.key = COMPACT_FORMS.get(lower, lower)
+        self.key = canonical_name(name)
 
     def __repr__(self) -> str:
         return f"HeaderField({self.name!r}, {self.value!r})"
@@ -140,6 +148,9 @@ class HeaderField:
         return self.raw if self.raw is not None else f"{self.name}: {self.value}"
 
 
+_NO_FIELDS: list[HeaderField] = []
+
+
 @dataclass(slots=True)
 class SipMessage:
     """What requests and responses share: header fields in order, and a body."""
@@ -147,34 +158,47 @@ class SipMessage:
     headers: list[HeaderField] = field(default_factory=list)
     body: bytes = b""
     _cache: dict[str, object] = field(default_factory=dict, repr=False, compare=False)
+    _index: dict[str, list[HeaderField]] | None = field(default=None, repr=False, compare=False)
 
     # -- header access -------------------------------------------------------------------
 
-    def fields(self, name: str) -> Iterator[HeaderField]:
-        key = canonical_name(name)
-        return (h for h in self.headers if h.key == key)
+    def fields(self, name: str) -> list[HeaderField]:
+        """The header lines called `name` (any case, compact or long form), in order."""
+        index = self._index
+        if index is None:
+            index = {}
+            for h in self.headers:
+                found = index.get(h.key)
+                if found is None:
+                    index[h.key] = [h]
+                else:
+                    found.append(h)
+            self._index = index
+        return index.get(canonical_name(name), _NO_FIELDS)
+
+    def _changed(self) -> None:
+        self._cache.clear()
+        self._index = None
 
     def get(self, name: str, default: str | None = None) -> str | None:
         """The value of the first header called `name` (any case, compact or long form)."""
-        for h in self.fields(name):
-            return h.value
-        return default
+        found = self.fields(name)
+        return found[0].value if found else default
 
     def get_all(self, name: str) -> list[str]:
         """Every value of `name`: one per header line, or per list element for list headers."""
-        key = canonical_name(name)
-        values = [h.value for h in self.headers if h.key == key]
-        if key in LIST_HEADERS:
+        values = [h.value for h in self.fields(name)]
+        if canonical_name(name) in LIST_HEADERS:
             return [item for v in values for item in split_list(v)]
         return values
 
     def __contains__(self, name: str) -> bool:
-        return any(True for _ in self.fields(name))
+        return bool(self.fields(name))
 
     def set(self, name: str, value: str) -> None:
         """Replace every `name` header by one with `value`, where the first one stood."""
         key = canonical_name(name)
-        self._cache.clear()
+        self._changed()
         for i, h in enumerate(self.headers):
             if h.key == key:
                 self.headers[i] = HeaderField(name, value)
@@ -184,7 +208,7 @@ class SipMessage:
 
     def add(self, name: str, value: str, *, first: bool = False) -> None:
         """Add a header line, at the end or (for Via, Record-Route) before the others."""
-        self._cache.clear()
+        self._changed()
         if first:
             key = canonical_name(name)
             for i, h in enumerate(self.headers):
@@ -195,7 +219,7 @@ class SipMessage:
 
     def remove(self, name: str) -> None:
         key = canonical_name(name)
-        self._cache.clear()
+        self._changed()
         self.headers = [h for h in self.headers if h.key != key]
 
     # -- typed values (parsed once, on first use) ----------------------------------------
@@ -230,8 +254,8 @@ class SipMessage:
 
     @property
     def call_id(self) -> str:
-        value = self._required("Call-ID").strip()
-        if not value or any(c.isspace() for c in value):
+        value = self._required("Call-ID")
+        if len(value.split()) != 1:
             raise SipParseError("invalid Call-ID header")
         return value
 

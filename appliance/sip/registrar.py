@@ -6,7 +6,9 @@ truth that survives restarts and that every other part of the box reads.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -16,7 +18,7 @@ import sqlite_utils
 from appliance.sip.digest import DigestServer, Verdict
 from appliance.sip.endpoint import SipEndpoint
 from appliance.sip.headers import NameAddr
-from appliance.sip.message import Request, SipParseError
+from appliance.sip.message import Request, Response, SipParseError
 from appliance.sip.transaction import ServerTransaction
 from appliance.store import extensions, registrations
 from appliance.store.registrations import Registration
@@ -30,6 +32,11 @@ class RegistrarConfig:
     max_expires: int = 3600
     default_expires: int = 3600
     max_contacts: int = 10
+
+
+COMMIT_DELAY = 0.005
+"""Group commit: bindings changed within this many seconds share one SQLite commit, and their
+200 OKs are sent once it is done, so a phone is never told of a binding that a crash could lose."""
 
 
 class Registrar:
@@ -48,6 +55,8 @@ class Registrar:
         self.digest = digest
         self.config = config or RegistrarConfig()
         self._clock = clock
+        self._held: list[tuple[Request, ServerTransaction, Response]] | None = None
+        self._commit_timer: asyncio.TimerHandle | None = None
 
     def _ha1(self, user: str, algorithm: str) -> str | None:
         creds = extensions.credentials(self.db, user)
@@ -163,17 +172,58 @@ class Registrar:
                 self._reply(req, txn, 403, f"Forbidden (at most {cfg.max_contacts} contacts)")
                 return
         if deletes or upserts:
-            registrations.apply(self.db, aor, upserts, deletes, now)
+            try:
+                self._stage(aor, upserts, deletes)
+            except sqlite3.Error as exc:
+                logger.error("REGISTER %s: could not store the bindings: %s", aor, exc)
+                self._reply(req, txn, 500, "Server Internal Error (bindings not stored)",
+                            [("Retry-After", "5")])  # fmt: skip
+                return
         for key in deletes:
             existing.pop(key, None)
         for u in upserts:
             existing[u.contact_key] = u
+        # Stored contacts are name-addrs without `expires`: a header parameter appends.
         headers = [
-            ("Contact", _with_expires(r.contact, int(r.expires_at - now + 0.5)))
+            ("Contact", f"{r.contact};expires={max(int(r.expires_at - now + 0.5), 0)}")
             for r in existing.values()
         ]
         headers.append(("Date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now))))
-        self._reply(req, txn, 200, None, headers)
+        response = self.endpoint.response(req, 200, None, headers)
+        if self._held is None:
+            txn.respond(response)
+        else:
+            self._held.append((req, txn, response))
+
+    def _stage(self, aor: str, upserts: list[Registration], deletes: list[str]) -> None:
+        if self._held is None:
+            self.db.conn.execute("BEGIN IMMEDIATE")
+            self._held = []
+            loop = asyncio.get_running_loop()
+            self._commit_timer = loop.call_later(COMMIT_DELAY, self.flush)
+        registrations.stage(self.db, aor, upserts, deletes)
+
+    def flush(self) -> None:
+        """Commit the staged bindings, then send the 200 OKs that waited for them."""
+        if self._commit_timer is not None:
+            self._commit_timer.cancel()
+            self._commit_timer = None
+        held, self._held = self._held, None
+        if held is None:
+            return
+        conn = self.db.conn
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            logger.error("could not commit %d registrations: %s", len(held), exc)
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            for req, txn, _ in held:
+                self._reply(req, txn, 500, "Server Internal Error (bindings not stored)",
+                            [("Retry-After", "5")])  # fmt: skip
+            return
+        for _, txn, response in held:
+            txn.respond(response)
 
 
 def _q_value(contact: NameAddr) -> float | None:
@@ -187,9 +237,3 @@ def _q_value(contact: NameAddr) -> float | None:
     if not 0.0 <= q <= 1.0:
         raise SipParseError("invalid q parameter in Contact")
     return q
-
-
-def _with_expires(contact: str, seconds: int) -> str:
-    addr = NameAddr.parse(contact, "Contact")
-    addr.params["expires"] = str(max(seconds, 0))
-    return str(addr)

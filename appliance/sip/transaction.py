@@ -82,11 +82,17 @@ class ServerTransaction:
         "on_terminated", "request", "state",
     )  # fmt: skip
 
-    def __init__(self, layer: TransactionLayer, request: Request, dest: Destination) -> None:
+    def __init__(
+        self,
+        layer: TransactionLayer,
+        request: Request,
+        dest: Destination,
+        key: tuple[str, ...] | None = None,
+    ) -> None:
         self._layer = layer
         self.request = request
         self.dest = dest
-        self.key = server_key(request)
+        self.key = server_key(request) if key is None else key
         self.invite = request.method == "INVITE"
         self.state = State.PROCEEDING if self.invite else State.TRYING
         self.last_response: bytes | None = None
@@ -109,10 +115,11 @@ class ServerTransaction:
         reliable = self.dest.reliable
         if not self.invite:
             self.state = State.COMPLETED
-            if reliable:
-                self._terminate()
-            else:
-                self._layer.expire_later(self, timers.b)  # Timer J
+            self._layer.forget_server(self)
+            if not reliable:
+                # Timer J: the layer keeps only what absorbing retransmissions needs; this
+                # object is done with (it does not report termination to the TU).
+                self._layer.remember_completed(self.key, data, self.dest, timers.b)
         elif response.status < 300:
             self.state = State.ACCEPTED
             self._after(timers.b, self._terminate)  # Timer L
@@ -290,16 +297,21 @@ class TransactionLayer:
         self.loop = asyncio.get_running_loop()
         self.server: dict[tuple[str, ...], ServerTransaction] = {}
         self.client: dict[tuple[str, str], ClientTransaction] = {}
-        self._expiry: collections.deque[tuple[float, ServerTransaction]] = collections.deque()
+        self.completed: dict[tuple[str, ...], tuple[bytes, str, str, int]] = {}
+        self._expiry: collections.deque[tuple[float, tuple[str, ...]]] = collections.deque()
         self._sweeper: asyncio.TimerHandle | None = None
 
     # -- server side ---------------------------------------------------------------------
 
-    def match_server(self, request: Request) -> ServerTransaction | None:
-        return self.server.get(server_key(request))
+    def match_server(self, request: Request) -> ServerTransaction | tuple[str, ...]:
+        """The live transaction `request` belongs to, or else its key (§17.2.3)."""
+        key = server_key(request)
+        return self.server.get(key) or key
 
-    def new_server(self, request: Request, dest: Destination) -> ServerTransaction:
-        txn = ServerTransaction(self, request, dest)
+    def new_server(
+        self, request: Request, dest: Destination, key: tuple[str, ...] | None = None
+    ) -> ServerTransaction:
+        txn = ServerTransaction(self, request, dest, key)
         self.server[txn.key] = txn
         return txn
 
@@ -307,17 +319,34 @@ class TransactionLayer:
         if self.server.get(txn.key) is txn:
             del self.server[txn.key]
 
-    def expire_later(self, txn: ServerTransaction, delay: float) -> None:
-        """Terminate `txn` after `delay`. All such delays are equal (Timer J), so a FIFO works."""
-        self._expiry.append((self.loop.time() + delay, txn))
+    def remember_completed(
+        self, key: tuple[str, ...], response: bytes, dest: Destination, delay: float
+    ) -> None:
+        """Keep a completed non-INVITE server transaction for `delay` (Timer J) as plain data.
+
+        All such delays are equal, so expiry is a FIFO swept by one loop timer; the entries are
+        tuples of strings and bytes, which cost little memory and which the cyclic garbage
+        collector stops tracking.
+        """
+        self.completed[key] = (response, dest.transport, dest.host, dest.port)
+        self._expiry.append((self.loop.time() + delay, key))
         if self._sweeper is None:
             self._sweeper = self.loop.call_later(delay, self._sweep)
 
+    def absorb(self, key: tuple[str, ...]) -> bool:
+        """Answer a retransmission of a completed request again; False if it is not one."""
+        entry = self.completed.get(key)
+        if entry is None:
+            return False
+        response, transport, host, port = entry
+        self.send(response, Destination(transport, host, port))
+        return True
+
     def _sweep(self) -> None:
         now = self.loop.time()
-        expiry = self._expiry
+        expiry, completed = self._expiry, self.completed
         while expiry and expiry[0][0] <= now:
-            expiry.popleft()[1]._terminate()
+            completed.pop(expiry.popleft()[1], None)
         self._sweeper = (
             self.loop.call_later(max(expiry[0][0] - now, self.timers.t1), self._sweep)
             if expiry

@@ -45,48 +45,23 @@ def all_current(db: sqlite_utils.Database, now: float) -> list[Registration]:
     return [Registration(*row) for row in rows]
 
 
-def apply(
-    db: sqlite_utils.Database,
-    aor: str,
-    upserts: list[Registration],
-    deletes: list[str],
-    now: float,
+def stage(
+    db: sqlite_utils.Database, aor: str, upserts: list[Registration], deletes: list[str]
 ) -> None:
-    """Write one REGISTER's outcome atomically: removed contacts, new or refreshed ones."""
+    """Write one REGISTER's outcome inside the caller's open transaction (it commits)."""
     conn = db.conn
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute("DELETE FROM registrations WHERE aor = ? AND expires_at <= ?", (aor, now))
-        if deletes:
-            conn.executemany(
-                "DELETE FROM registrations WHERE aor = ? AND contact_key = ?",
-                [(aor, key) for key in deletes],
-            )
-        if upserts:
-            conn.executemany(
-                f"INSERT OR REPLACE INTO registrations ({COLUMNS})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (
-                        r.aor,
-                        r.contact_key,
-                        r.contact,
-                        r.expires_at,
-                        r.call_id,
-                        r.cseq,
-                        r.q,
-                        r.transport,
-                        r.source,
-                        r.user_agent,
-                        r.registered_at,
-                    )
-                    for r in upserts
-                ],
-            )
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    assert conn.in_transaction, "stage() runs inside a transaction"
+    for key in deletes:
+        conn.execute("DELETE FROM registrations WHERE aor = ? AND contact_key = ?", (aor, key))
+    for r in upserts:
+        conn.execute(
+            f"INSERT OR REPLACE INTO registrations ({COLUMNS})"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                r.aor, r.contact_key, r.contact, r.expires_at, r.call_id, r.cseq, r.q,
+                r.transport, r.source, r.user_agent, r.registered_at,
+            ),
+        )  # fmt: skip
 
 
 def purge_expired(db: sqlite_utils.Database, now: float) -> int:
