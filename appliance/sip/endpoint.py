@@ -201,7 +201,7 @@ class SipEndpoint:
         head = data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
         lines = head.split("\r\n")
         start = lines[0].split(" ")
-        if len(start) != 3 or start[0].startswith("SIP/") or start[0] == "ACK":
+        if len(start) != 3 or start[0][:4].upper() == "SIP/" or start[0] == "ACK":
             logger.info("unanswerable message from %s:%s dropped: %s", source.host, source.port,
                         reason)  # fmt: skip
             return

@@ -52,6 +52,11 @@ def split_hostport(text: str, what: str) -> tuple[str, int | None]:
         raise SipParseError(f"bad host in {what}")
     if port_text is None:
         return host, None
-    if not port_text.isdigit() or not port_text.isascii() or not 0 < int(port_text) < 65536:
+    if (
+        not port_text.isdigit()
+        or not port_text.isascii()
+        or len(port_text) > 5
+        or not 0 < int(port_text) < 65536
+    ):
         raise SipParseError(f"bad port in {what}")
     return host, int(port_text)

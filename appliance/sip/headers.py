@@ -122,7 +122,12 @@ class CSeq:
     @classmethod
     def parse(cls, text: str) -> CSeq:
         parts = text.split()
-        if len(parts) != 2 or not parts[0].isdigit() or not parts[0].isascii():
+        if (
+            len(parts) != 2
+            or not parts[0].isdigit()
+            or not parts[0].isascii()
+            or len(parts[0]) > 10
+        ):
             raise SipParseError("invalid CSeq header")
         number = int(parts[0])
         if number > MAX_CSEQ or not is_token(parts[1]):
@@ -172,6 +177,7 @@ class NameAddr:
         else:
             # addr-spec without brackets: parameters after the URI belong to the header.
             uri_text, params_text = _split_params(text)
+            uri_text = uri_text.rstrip(" \t")  # LWS may precede the parameters (RFC 4475)
             if any(c in uri_text for c in ' ,"'):
                 raise SipParseError(f"invalid {what} header")
         if not uri_text:

@@ -7,6 +7,7 @@ of `appliance.sip.headers`; a value that does not parse raises `SipParseError` n
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -128,11 +129,13 @@ class HeaderField:
 
     __slots__ = ("key", "name", "raw", "value")
 
-    def __init__(self, name: str, value: str, raw: str | None = None) -> None:
+    def __init__(
+        self, name: str, value: str, raw: str | None = None, key: str | None = None
+    ) -> None:
         self.name = name
         self.value = value
         self.raw = raw
-        self.key = canonical_name(name)
+        self.key = canonical_name(name) if key is None else key
 
     def __repr__(self) -> str:
         return f"HeaderField({self.name!r}, {self.value!r})"
@@ -329,11 +332,23 @@ class Response(SipMessage):
         return f"{self.version} {self.status} {self.reason}"
 
 
+_HEADER_LINE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:[ \t]*(.*?)[ \t]*\Z")
+
+
 def _split_head(head: str) -> tuple[str, list[HeaderField]]:
     lines = head.split("\r\n")
     start = lines[0]
     headers: list[HeaderField] = []
+    append = headers.append
+    match = _HEADER_LINE.match
+    keys = _KEYS
     for line in lines[1:]:
+        m = match(line)
+        if m is not None:
+            name, value = m.groups()
+            key = keys.get(name)
+            append(HeaderField(name, value, line, key if key is not None else canonical_name(name)))
+            continue
         if line[:1] in (" ", "\t"):
             # RFC 3261 §7.3.1 line folding: a continuation of the previous header value.
             if not headers:
@@ -353,9 +368,9 @@ def _split_head(head: str) -> tuple[str, list[HeaderField]]:
 
 
 def _parse_start(start: str) -> Request | Response:
-    if start.startswith("SIP/"):
+    if start[:4].upper() == "SIP/":
         parts = start.split(" ", 2)
-        if len(parts) < 2 or parts[0] != SIP_VERSION:
+        if len(parts) < 2 or parts[0].upper() != SIP_VERSION:
             raise SipParseError("unsupported SIP version" if len(parts) >= 2 else "bad status line")
         code = parts[1]
         if len(code) != 3 or not code.isdigit() or not code.isascii() or code[0] == "0":
@@ -369,7 +384,7 @@ def _parse_start(start: str) -> Request | Response:
     method, uri, version = parts
     if not is_token(method):
         raise SipParseError("bad request method")
-    if version != SIP_VERSION:
+    if version.upper() != SIP_VERSION:  # §7.1: case-insensitive
         raise SipParseError("unsupported SIP version")
     if ":" not in uri:
         raise SipParseError("bad Request-URI")
@@ -436,7 +451,7 @@ def make_response(
     for h in request.headers:
         key = h.key
         if key in _COPIED:
-            out.append(HeaderField(h.name, h.value))
+            out.append(h)  # as received: §8.2.6.2 wants these copied exactly
         elif key == "to":
             value = h.value
             if to_tag and status > 100 and _lacks_tag(request):

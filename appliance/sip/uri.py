@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 from appliance.sip.grammar import SipParseError, format_params, parse_params, split_hostport
 
@@ -85,6 +86,12 @@ class SipUri:
             for name in _COMPARED_PARAMS
             if name in self.params
         )
-        user = f"{self.user}@" if self.user is not None else ""
+        # Userinfo compares case-sensitively after %HEX decoding, password included.
+        user = ""
+        if self.user is not None:
+            user = unquote(self.user)
+            if self.password is not None:
+                user += f":{unquote(self.password)}"
+            user += "@"
         port = f":{self.port}" if self.port is not None else ""
         return f"{self.scheme}:{user}{self.host.lower()}{port}{compared}"
