@@ -14,9 +14,7 @@ def test_migrations_apply_once_and_are_recorded(tmp_path: Path) -> None:
     assert migrate(db) == [n for n, _, _ in MIGRATIONS]
     assert migrate(db) == []
     assert current_version(db) == MIGRATIONS[-1][0]
-    assert {"settings", "extensions", "registrations", "schema_migrations"} <= set(
-        db.table_names()
-    )
+    assert {"settings", "extensions", "registrations", "schema_migrations"} <= set(db.table_names())
 
 
 def test_reopening_keeps_secrets_and_uses_wal(tmp_path: Path) -> None:
