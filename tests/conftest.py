@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +35,8 @@ class CoreProcess:
     port: int = 0
     proc: subprocess.Popen[str] | None = None
     output: list[str] = field(default_factory=list)
+    _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
+    _reader: threading.Thread = field(default_factory=threading.Thread, repr=False)
     netns_pid: int | None = None
     run_args: tuple[str, ...] = ()
 
@@ -47,10 +49,22 @@ class CoreProcess:
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
+        # Drain the output all the time: a core blocked on a full pipe would stop serving.
+        self._reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
+        self._reader.start()
         line = self.wait_output(READY_PREFIX, timeout)
         hostport = line[len(READY_PREFIX) :].split(",")[0]
         host, _, port = hostport.rpartition(":")
         self.host, self.port = host, int(port)
+
+    def _read(self, proc: subprocess.Popen[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            with self._changed:
+                self.output.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
 
     @property
     def demo_passwords(self) -> dict[str, str]:
@@ -63,23 +77,18 @@ class CoreProcess:
         return found
 
     def wait_output(self, text: str, timeout: float = 20.0) -> str:
-        """Read the core's output until a line containing `text` appears; return that line."""
-        assert self.proc is not None and self.proc.stdout is not None
-        for line in self.output:
-            if text in line:
-                return line
+        """Wait until the core has printed a line containing `text`; return that line."""
         deadline = time.monotonic() + timeout
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
-            while time.monotonic() < deadline:
-                if not sel.select(timeout=max(0.0, deadline - time.monotonic())):
+        with self._changed:
+            while True:
+                for line in self.output:
+                    if text in line:
+                        return line
+                remaining = deadline - time.monotonic()
+                exited = self.proc is None or self.proc.poll() is not None
+                if remaining <= 0 or (exited and not self._reader.is_alive()):
                     break
-                line = self.proc.stdout.readline()
-                if not line:
-                    break
-                self.output.append(line.rstrip("\n"))
-                if text in line:
-                    return line.rstrip("\n")
+                self._changed.wait(min(remaining, 0.5))
         raise AssertionError(f"core never printed {text!r}; output:\n" + "\n".join(self.output))
 
     def stop(self) -> int:
@@ -92,9 +101,7 @@ class CoreProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             rc = self.proc.wait()
-        if self.proc.stdout is not None:
-            self.output.extend(self.proc.stdout.read().splitlines())
-            self.proc.stdout.close()
+        self._reader.join(timeout=10)
         return rc
 
     def restart(self) -> None:

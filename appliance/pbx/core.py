@@ -25,7 +25,7 @@ from appliance.sip.digest import DigestServer
 from appliance.sip.endpoint import SipEndpoint
 from appliance.sip.registrar import Registrar, RegistrarConfig
 from appliance.store import registrations, settings
-from appliance.store.db import open_db
+from appliance.store.db import Checkpointer, open_db
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class Core:
     def __init__(self, options: CoreOptions) -> None:
         self.options = options
         self.db = open_db(options.data_dir)
+        self.checkpointer = Checkpointer(options.data_dir)
         self.started = time.time()
         realm = settings.get_text(self.db, "sip.realm")
         secret = bytes.fromhex(settings.get_text(self.db, "sip.nonce_secret"))
@@ -122,6 +123,7 @@ class Core:
     async def run(self) -> None:
         opts = self.options
         await self.endpoint.listen(opts.sip_host, opts.sip_port)
+        self.checkpointer.start(self.db)
         sock_path = control.socket_path(opts.data_dir)
         server = await control.serve(sock_path, {"status": self.status, "reload": self.reload})
         loop = asyncio.get_running_loop()
@@ -142,6 +144,7 @@ class Core:
             for task in tasks:
                 task.cancel()
             self.registrar.flush()
+            self.checkpointer.stop()
             server.close()
             sock_path.unlink(missing_ok=True)
             self.endpoint.close()

@@ -30,6 +30,7 @@ from appliance.sip.transaction import (
     ServerTransaction,
     Timers,
     TransactionLayer,
+    server_key,
 )
 from appliance.sip.transport import Address, TcpTransport, UdpTransport
 
@@ -145,20 +146,26 @@ class SipEndpoint:
                 self._receive_response(msg)
                 return
             self._check(msg)
+            key = server_key(msg)
         except SipParseError as exc:
             self._answer_unparsed(data, source, 400, f"Bad Request ({exc})")
             return
-        self._receive_request(msg, source)
+        self._receive_request(msg, source, key)
 
     def _check(self, req: Request) -> None:
-        """Mandatory headers (RFC 3261 §8.1.1) must be present and parse; raises SipParseError."""
+        """Mandatory headers (RFC 3261 §8.1.1) must be present; raises SipParseError.
+
+        What the transaction layer matches on (Via, CSeq, Call-ID) is parsed here; From, To and
+        the rest are parsed by whoever reads them, and a SipParseError there also becomes a 400.
+        """
         req.vias  # noqa: B018
         cseq = req.cseq
         if cseq.method != req.method:
             raise SipParseError("CSeq method does not match the request")
         req.call_id  # noqa: B018
-        req.from_  # noqa: B018
-        req.to  # noqa: B018
+        for name in ("From", "To"):
+            if not req.fields(name):
+                raise SipParseError(f"missing {name} header")
         req.int_header("Max-Forwards")
 
     def _receive_response(self, response: Response) -> None:
@@ -168,16 +175,16 @@ class SipEndpoint:
             return
         txn.receive(response)
 
-    def _receive_request(self, req: Request, source: Destination) -> None:
+    def _receive_request(self, req: Request, source: Destination, key: tuple[str, ...]) -> None:
         layer = self.transactions
-        match = layer.match_server(req)
-        if isinstance(match, ServerTransaction):
-            match.receive_retransmission(req)
+        live = layer.match_server(key)
+        if live is not None:
+            live.receive_retransmission(req)
             return
-        if req.method == "ACK" or layer.absorb(match):
+        if req.method == "ACK" or layer.absorb(key):
             return  # (an ACK for a 2xx belongs to a dialog; none exist at this layer yet)
         dest = _response_destination(req, source)
-        txn = layer.new_server(req, dest, match)
+        txn = layer.new_server(req, dest, key)
         handler = self.handlers.get(req.method)
         if handler is None:
             allow = ", ".join(sorted(self.handlers))
@@ -188,7 +195,12 @@ class SipEndpoint:
         if unsupported and req.method != "CANCEL":
             txn.respond(self.response(req, 420, headers=[("Unsupported", ", ".join(unsupported))]))
             return
-        handler(req, txn)
+        try:
+            handler(req, txn)
+        except SipParseError as exc:
+            if txn.last_response is not None:
+                raise  # a handler bug: it answered, then read a bad header
+            txn.respond(self.response(req, 400, f"Bad Request ({exc})"))
 
     def _options(self, req: Request, txn: ServerTransaction) -> None:
         headers = [("Allow", ", ".join(sorted(self.handlers))), ("Accept", "application/sdp")]

@@ -332,7 +332,7 @@ class Response(SipMessage):
         return f"{self.version} {self.status} {self.reason}"
 
 
-_HEADER_LINE = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:[ \t]*(.*?)[ \t]*\Z")
+_HEADER_NAME = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:")
 
 
 def _split_head(head: str) -> tuple[str, list[HeaderField]]:
@@ -340,13 +340,14 @@ def _split_head(head: str) -> tuple[str, list[HeaderField]]:
     start = lines[0]
     headers: list[HeaderField] = []
     append = headers.append
-    match = _HEADER_LINE.match
+    match = _HEADER_NAME.match
     keys = _KEYS
     for line in lines[1:]:
         m = match(line)
         if m is not None:
-            name, value = m.groups()
+            name = m.group(1)
             key = keys.get(name)
+            value = line[m.end() :].strip(" \t")
             append(HeaderField(name, value, line, key if key is not None else canonical_name(name)))
             continue
         if line[:1] in (" ", "\t"):
@@ -463,8 +464,14 @@ def make_response(
     return Response(headers=out, body=body, status=status, reason=phrase)
 
 
+_TAG_PARAM = re.compile(r";[ \t]*tag[ \t]*=", re.IGNORECASE)
+
+
 def _lacks_tag(request: Request) -> bool:
-    try:
-        return request.to.tag is None
-    except SipParseError:
+    """True if the request's To has no tag. Header parameters follow the last `>` (or, with no
+    angle brackets, are all the `;` parameters), so this needs no full parse of To."""
+    value = request.get("To")
+    if value is None:
         return False
+    tail = value[value.rfind(">") + 1 :]
+    return _TAG_PARAM.search(tail) is None

@@ -65,10 +65,7 @@ class Registrar:
         return creds.ha1[algorithm]
 
     def __call__(self, req: Request, txn: ServerTransaction) -> None:
-        try:
-            self._register(req, txn)
-        except SipParseError as exc:
-            self._reply(req, txn, 400, f"Bad Request ({exc})")
+        self._register(req, txn)
 
     def _reply(
         self, req: Request, txn: ServerTransaction, status: int, reason: str | None = None,
@@ -81,16 +78,17 @@ class Registrar:
         self._reply(req, txn, 401, None, headers)
 
     def _register(self, req: Request, txn: ServerTransaction) -> None:
+        # §10.3 steps 1-3: this registrar serves any domain it is reached at; authenticate
+        # first (a challenge needs nothing else of the request), then step 4: the To user.
+        auth = req.get("Authorization")
+        if auth is None:
+            self._challenge(req, txn)
+            return
         to_uri = req.to.uri
         if to_uri is None or to_uri.scheme not in ("sip", "sips") or not to_uri.user:
             self._reply(req, txn, 404, "Not Found (To must be sip:EXTENSION@...)")
             return
         aor = to_uri.user
-        # §10.3 steps 1-3: this registrar serves any domain it is reached at; authenticate.
-        auth = req.get("Authorization")
-        if auth is None:
-            self._challenge(req, txn)
-            return
         result = self.digest.verify(auth, "REGISTER", self._ha1, expected_user=aor)
         if result.verdict is Verdict.CHALLENGE:
             self._challenge(req, txn)

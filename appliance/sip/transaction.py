@@ -303,10 +303,9 @@ class TransactionLayer:
 
     # -- server side ---------------------------------------------------------------------
 
-    def match_server(self, request: Request) -> ServerTransaction | tuple[str, ...]:
-        """The live transaction `request` belongs to, or else its key (§17.2.3)."""
-        key = server_key(request)
-        return self.server.get(key) or key
+    def match_server(self, key: tuple[str, ...]) -> ServerTransaction | None:
+        """The live server transaction with this key (see `server_key`), if any."""
+        return self.server.get(key)
 
     def new_server(
         self, request: Request, dest: Destination, key: tuple[str, ...] | None = None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Callable
 from typing import Protocol, cast
 
@@ -20,6 +21,8 @@ MAX_HEADER_SIZE = 16_384
 
 TCP_IDLE_TIMEOUT = 3_900.0
 """A TCP connection silent for longer than the longest registration is closed."""
+
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 
 Address = tuple[str, int]
 
@@ -41,6 +44,13 @@ class UdpTransport(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)  # uvloop's is no subclass
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            # Room for a burst of requests while the loop is busy (capped by net.core.rmem_max).
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, UDP_RECEIVE_BUFFER)
+            except OSError as exc:
+                logger.info("could not enlarge the UDP receive buffer: %s", exc)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         self._receive("UDP", data, (addr[0], addr[1]))

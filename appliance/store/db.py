@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import threading
 from pathlib import Path
 
 import sqlite_utils
@@ -37,3 +38,38 @@ def open_db(data_dir: Path, *, migrate_schema: bool = True) -> sqlite_utils.Data
     if migrate_schema:
         migrate(db)
     return db
+
+
+class Checkpointer:
+    """Checkpoints the WAL from a thread of its own, so the event loop never waits for fsync.
+
+    The core's connection turns automatic checkpoints off (`wal_autocheckpoint=0`); this thread
+    runs a PASSIVE checkpoint every `interval` seconds on its own connection. sqlite3 releases
+    the GIL while SQLite works, so the loop keeps serving meanwhile.
+    """
+
+    def __init__(self, data_dir: Path, interval: float = 1.0) -> None:
+        self._path = database_path(data_dir)
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
+
+    def start(self, db: sqlite_utils.Database) -> None:
+        db.execute("PRAGMA wal_autocheckpoint=0")
+        self._thread.start()
+
+    def _run(self) -> None:
+        conn = sqlite3.connect(self._path, timeout=10)
+        try:
+            while not self._stop.wait(self._interval):
+                try:
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as exc:
+                    logger.warning("WAL checkpoint failed: %s", exc)
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        finally:
+            conn.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
