@@ -52,6 +52,7 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
 
 
 def _notify_core(args: argparse.Namespace) -> None:
+    """Ask a running core to re-read the store; a stopped one reads it when it starts."""
     try:
         control.call(args.data, "reload")
     except control.ControlError:
@@ -61,6 +62,7 @@ def _notify_core(args: argparse.Namespace) -> None:
 def cmd_ext_add(args: argparse.Namespace) -> int:
 
     password = extensions.add(open_db(args.data), args.number, args.name, args.password)
+    _notify_core(args)
     if args.password is None:
         print(f"extension {args.number} password {password}")
     else:
@@ -81,6 +83,7 @@ def cmd_ext_list(args: argparse.Namespace) -> int:
 def cmd_ext_remove(args: argparse.Namespace) -> int:
 
     extensions.remove(open_db(args.data), args.number)
+    _notify_core(args)
     print(f"extension {args.number} removed")
     return 0
 
@@ -88,6 +91,7 @@ def cmd_ext_remove(args: argparse.Namespace) -> int:
 def cmd_ext_passwd(args: argparse.Namespace) -> int:
 
     password = extensions.set_password(open_db(args.data), args.number, args.password)
+    _notify_core(args)
     if args.password is None:
         print(f"extension {args.number} password {password}")
     else:

@@ -103,6 +103,7 @@ class Core:
         return {"reloaded": True}
 
     def _apply_settings(self) -> None:
+        self.registrar.reload()
         self.digest.nonce_ttl = settings.get_int(self.db, "sip.nonce_ttl")
         self.digest.algorithms = settings.get_list(self.db, "sip.digest_algorithms")
         self.registrar.config = registrar_config(self.db)
@@ -116,7 +117,7 @@ class Core:
     async def _purge(self) -> None:
         while True:
             await asyncio.sleep(PURGE_INTERVAL)
-            removed = registrations.purge_expired(self.db, time.time())
+            removed = self.registrar.purge()
             if removed:
                 logger.info("removed %d expired registrations", removed)
 

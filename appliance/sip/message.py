@@ -335,10 +335,11 @@ class Response(SipMessage):
 _HEADER_NAME = re.compile(r"([A-Za-z0-9\-.!%*_+`'~]+)[ \t]*:")
 
 
-def _split_head(head: str) -> tuple[str, list[HeaderField]]:
+def _split_head(head: str) -> tuple[str, list[HeaderField], dict[str, list[HeaderField]]]:
     lines = head.split("\r\n")
     start = lines[0]
     headers: list[HeaderField] = []
+    index: dict[str, list[HeaderField]] = {}
     append = headers.append
     match = _HEADER_NAME.match
     keys = _KEYS
@@ -347,8 +348,15 @@ def _split_head(head: str) -> tuple[str, list[HeaderField]]:
         if m is not None:
             name = m.group(1)
             key = keys.get(name)
-            value = line[m.end() :].strip(" \t")
-            append(HeaderField(name, value, line, key if key is not None else canonical_name(name)))
+            if key is None:
+                key = canonical_name(name)
+            h = HeaderField(name, line[m.end() :].strip(" \t"), line, key)
+            append(h)
+            same = index.get(key)
+            if same is None:
+                index[key] = [h]
+            else:
+                same.append(h)
             continue
         if line[:1] in (" ", "\t"):
             # RFC 3261 §7.3.1 line folding: a continuation of the previous header value.
@@ -364,8 +372,10 @@ def _split_head(head: str) -> tuple[str, list[HeaderField]]:
             raise SipParseError(f"header line without colon: {line[:40]!r}")
         if not is_token(name):
             raise SipParseError(f"invalid header name {name[:40]!r}")
-        headers.append(HeaderField(name, value.strip(" \t"), line))
-    return start, headers
+        h = HeaderField(name, value.strip(" \t"), line)
+        headers.append(h)
+        index.setdefault(h.key, []).append(h)
+    return start, headers, index
 
 
 def _parse_start(start: str) -> Request | Response:
@@ -406,9 +416,10 @@ def parse_head(data: bytes) -> tuple[Request | Response, int]:
         raise SipParseError("header section is not valid UTF-8") from None
     if not head or "\x00" in head:
         raise SipParseError("empty or NUL in header section")
-    start, headers = _split_head(head)
+    start, headers, index = _split_head(head)
     msg = _parse_start(start)
     msg.headers = headers
+    msg._index = index
     crlf = head.count("\r\n")
     if head.count("\r") != crlf or head.count("\n") != crlf:
         raise SipParseError("bare CR or LF in header section")
@@ -449,15 +460,15 @@ def make_response(
 ) -> Response:
     """A response to `request` per RFC 3261 §8.2.6: Via, From, To, Call-ID, CSeq copied as sent."""
     out: list[HeaderField] = []
+    add_tag = bool(to_tag) and status > 100 and _lacks_tag(request)
     for h in request.headers:
         key = h.key
-        if key in _COPIED:
-            out.append(h)  # as received: §8.2.6.2 wants these copied exactly
+        if key in _COPIED or (key == "to" and not add_tag):
+            # As received (§8.2.6.2), but a folded line is unfolded.
+            folded = h.raw is not None and "\n" in h.raw
+            out.append(HeaderField(h.name, h.value, None, key) if folded else h)
         elif key == "to":
-            value = h.value
-            if to_tag and status > 100 and _lacks_tag(request):
-                value = f"{value};tag={to_tag}"
-            out.append(HeaderField(h.name, value))
+            out.append(HeaderField(h.name, f"{h.value};tag={to_tag}", None, "to"))
     out.extend(HeaderField(n, v) for n, v in headers)
     out.append(HeaderField("Content-Length", str(len(body))))
     phrase = REASON_PHRASES.get(status, "") if reason is None else reason

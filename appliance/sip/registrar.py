@@ -7,6 +7,7 @@ truth that survives restarts and that every other part of the box reads.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sqlite3
 import time
@@ -57,9 +58,39 @@ class Registrar:
         self._clock = clock
         self._held: list[tuple[Request, ServerTransaction, Response]] | None = None
         self._commit_timer: asyncio.TimerHandle | None = None
+        self._credentials: dict[str, extensions.Credentials] = {}
+        self._bindings: dict[str, dict[str, Registration]] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        """Re-read credentials and bindings from the store (after the CLI or web changed them).
+
+        The registrar serves from these copies and writes every change through to the store
+        before answering, so the store stays the truth that other processes read.
+        """
+        self._credentials = extensions.all_credentials(self.db)
+        bindings: dict[str, dict[str, Registration]] = {}
+        for r in registrations.all_current(self.db, self._clock()):
+            bindings.setdefault(r.aor, {})[r.contact_key] = r
+        self._bindings = bindings
+
+    def bindings(self, aor: str) -> list[Registration]:
+        """The current bindings of an extension."""
+        now = self._clock()
+        return [r for r in self._bindings.get(aor, {}).values() if r.expires_at > now]
+
+    def purge(self) -> int:
+        """Forget expired bindings here and in the store; return how many."""
+        now = self._clock()
+        for aor, contacts in list(self._bindings.items()):
+            for key in [k for k, r in contacts.items() if r.expires_at <= now]:
+                del contacts[key]
+            if not contacts:
+                del self._bindings[aor]
+        return registrations.purge_expired(self.db, now)
 
     def _ha1(self, user: str, algorithm: str) -> str | None:
-        creds = extensions.credentials(self.db, user)
+        creds = self._credentials.get(user)
         if creds is None or creds.realm != self.digest.realm:
             return None
         return creds.ha1[algorithm]
@@ -120,7 +151,7 @@ class Registrar:
         header_expires = req.int_header("Expires")
         contacts = req.contacts
         call_id, cseq = req.call_id, req.cseq.number
-        existing = {r.contact_key: r for r in registrations.current(self.db, aor, now)}
+        existing = {r.contact_key: r for r in self.bindings(aor)}
         deletes: list[str] = []
         upserts: list[Registration] = []
         if any(c.is_star for c in contacts):
@@ -181,12 +212,16 @@ class Registrar:
             existing.pop(key, None)
         for u in upserts:
             existing[u.contact_key] = u
+        if existing:
+            self._bindings[aor] = dict(existing)
+        else:
+            self._bindings.pop(aor, None)
         # Stored contacts are name-addrs without `expires`: a header parameter appends.
         headers = [
             ("Contact", f"{r.contact};expires={max(int(r.expires_at - now + 0.5), 0)}")
             for r in existing.values()
         ]
-        headers.append(("Date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(now))))
+        headers.append(("Date", _http_date(int(now))))
         response = self.endpoint.response(req, 200, None, headers)
         if self._held is None:
             txn.respond(response)
@@ -216,6 +251,7 @@ class Registrar:
             logger.error("could not commit %d registrations: %s", len(held), exc)
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+            self.reload()  # back to what the store holds
             for req, txn, _ in held:
                 self._reply(req, txn, 500, "Server Internal Error (bindings not stored)",
                             [("Retry-After", "5")])  # fmt: skip
@@ -235,3 +271,9 @@ def _q_value(contact: NameAddr) -> float | None:
     if not 0.0 <= q <= 1.0:
         raise SipParseError("invalid q parameter in Contact")
     return q
+
+
+@functools.lru_cache(maxsize=4)
+def _http_date(second: int) -> str:
+    """RFC 3261 §20.17 Date (RFC 1123 format, GMT), made once per second."""
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime(second))

@@ -142,3 +142,9 @@ def credentials(db: sqlite_utils.Database, number: str) -> Credentials | None:
     if row is None:
         return None
     return Credentials(row[0], {"MD5": row[1], "SHA-256": row[2]})
+
+
+def all_credentials(db: sqlite_utils.Database) -> dict[str, Credentials]:
+    """Every extension's credentials, by number (what the registrar serves from)."""
+    rows = db.execute("SELECT number, realm, ha1_md5, ha1_sha256 FROM extensions").fetchall()
+    return {n: Credentials(realm, {"MD5": md5, "SHA-256": sha}) for n, realm, md5, sha in rows}

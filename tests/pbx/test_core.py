@@ -163,3 +163,35 @@ def test_control_socket_status_and_errors(core: CoreProcess) -> None:
         assert "the core is not running" in str(exc)
     else:
         raise AssertionError("status answered by a stopped core")
+
+
+def test_cli_changes_apply_to_the_running_core(core: CoreProcess) -> None:
+    sock = udp_client()
+    port = sock.getsockname()[1]
+    n = 0
+
+    def register(user: str, password: str) -> int:
+        nonlocal n
+        n += 1
+        contact = f"Contact: <sip:{user}@127.0.0.1:{port}>\r\n"
+        challenge = exchange(
+            sock,
+            core,
+            request_bytes(
+                "REGISTER", port, branch=f"z9hG4bK-c{n}a", call_id=f"c{n}", user=user, extra=contact
+            ),
+        )
+        auth = authorization(challenge.get_all("WWW-Authenticate")[0], user, password)
+        return exchange(sock, core, request_bytes(
+            "REGISTER", port, branch=f"z9hG4bK-c{n}b", call_id=f"c{n}", cseq=2, user=user,
+            extra=f"Authorization: {auth}\r\n{contact}")).status  # fmt: skip
+
+    old = core.add_extension("101")
+    assert register("101", old) == 200
+    new = core.cli("ext", "passwd", "101").stdout.split()[-1]
+    assert register("101", old) == 403
+    assert register("101", new) == 200
+    assert "registrations: 1" in core.cli("status").stdout
+    core.cli("ext", "remove", "101")
+    assert "registrations: 0" in core.cli("status").stdout
+    assert register("101", new) == 403
