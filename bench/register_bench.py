@@ -58,6 +58,7 @@ class Step:
     elapsed_s: float = 0.0
     achieved_rate: float = 0.0
     core_cpu_pct: float = 0.0
+    core_sys_pct: float = 0.0
     sipp_cpu_pct: float = 0.0
     core_wait_pct: float = 0.0
     core_cpu_ms_per_reg: float = 0.0
@@ -119,11 +120,16 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of the whole process `pid` (all threads), in seconds."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(utime, stime) of the whole process `pid` (all threads), in seconds."""
     text = Path(f"/proc/{pid}/stat").read_text()
     fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) "; comm may hold spaces
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK  # fields 14 and 15 of proc(5)
+    return int(fields[11]) / CLK_TCK, int(fields[12]) / CLK_TCK  # fields 14 and 15 of proc(5)
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the whole process `pid` (all threads), in seconds."""
+    return sum(cpu_times(pid))
 
 
 def runqueue_wait(pid: int) -> float:
@@ -388,6 +394,7 @@ def run_step(setup: SippSetup, core: Core, rate: int, duration: float) -> Step:
     with out.open("w") as sink:
         kids0 = _children_cpu()
         wait0 = runqueue_wait(core.pid)
+        sys0 = cpu_times(core.pid)[1]
         cpu0, t0 = cpu_seconds(core.pid), time.monotonic()
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=sink, stderr=sink)
         try:
@@ -402,8 +409,10 @@ def run_step(setup: SippSetup, core: Core, rate: int, duration: float) -> Step:
             raise
         wall = time.monotonic() - t0
         cpu1 = cpu_seconds(core.pid) if core.alive() else cpu0
+        sys1 = cpu_times(core.pid)[1] if core.alive() else sys0
         wait1 = runqueue_wait(core.pid) if core.alive() else wait0
     step.core_cpu_pct = 100 * (cpu1 - cpu0) / wall
+    step.core_sys_pct = 100 * (sys1 - sys0) / wall
     step.sipp_cpu_pct = 100 * (_children_cpu() - kids0) / wall  # sipp is the only child reaped
     step.rss_mb_after = rss_mb(core.pid)
     stats = read_stats(stf)
@@ -668,7 +677,8 @@ def run(args: argparse.Namespace) -> Result:
 
 
 TABLE_HEADER = (
-    f"{'offered/s':>9} {'achieved/s':>10} {'failures':>9} {'core CPU':>9} {'CPU wait':>9}"
+    f"{'offered/s':>9} {'achieved/s':>10} {'failures':>9} {'core CPU':>9} {'of it sys':>9}"
+    f" {'CPU wait':>9}"
     f" {'ms CPU/reg':>10} {'sipp CPU':>9} {'retrans':>8} {'avg ms':>8} {'RSS MiB':>8}"
 )
 
@@ -676,7 +686,8 @@ TABLE_HEADER = (
 def table_row(s: Step) -> str:
     return (
         f"{s.offered_rate:>9} {s.achieved_rate:>10.0f} {s.failures_pct:>8.2f}%"
-        f" {s.core_cpu_pct:>8.0f}% {s.core_wait_pct:>8.0f}% {s.core_cpu_ms_per_reg:>10.2f}"
+        f" {s.core_cpu_pct:>8.0f}% {s.core_sys_pct:>8.0f}% {s.core_wait_pct:>8.0f}%"
+        f" {s.core_cpu_ms_per_reg:>10.2f}"
         f" {s.sipp_cpu_pct:>8.0f}% {s.retransmissions:>8} {s.avg_latency_ms:>8.1f}"
         f" {s.rss_mb_after:>8.1f}"
     )

@@ -68,27 +68,24 @@ _AUTH_PARAM = re.compile(
 _ESCAPE = re.compile(r"\\(.)")
 
 
+_AUTH_PARAMS = re.compile(
+    r'(?:[ \t,]*[A-Za-z0-9_.-]+[ \t]*=[ \t]*(?:"(?:[^"\\]|\\.)*"|[^ \t,"]*)[ \t]*(?:,|\Z))*[ \t,]*\Z'
+)
+
+
 def parse_auth_params(text: str) -> tuple[str, dict[str, str]]:
     """`Digest a="x, y", b=z` into ("digest", {"a": "x, y", "b": "z"}); raises ValueError."""
     scheme, _, rest = text.strip().partition(" ")
+    if _AUTH_PARAMS.match(rest) is None:
+        return _parse_auth_params_slowly(scheme, rest)  # to say what is wrong
     params: dict[str, str] = {}
-    pos, end = 0, len(rest)
-    match = _AUTH_PARAM.match
-    while pos < end:
-        m = match(rest, pos)
-        if m is None:
-            if rest[pos:].strip(" \t,"):
-                return _parse_auth_params_slowly(scheme, rest)  # to say what is wrong
-            break
-        name, quoted, token = m.groups()
+    for name, quoted, token in _AUTH_PARAM.findall(rest):
         name = name.lower()
         if name in params:
             raise ValueError("empty or repeated auth parameter")
-        if quoted is None:
-            params[name] = token
-        else:
-            params[name] = _ESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted
-        pos = m.end()
+        if "\\" in quoted:
+            quoted = _ESCAPE.sub(r"\1", quoted)
+        params[name] = quoted or token
     return scheme.lower(), params
 
 

@@ -6,6 +6,7 @@ Each value parses from the header text and prints back (RFC 3261 §20, grammar i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from appliance.sip.grammar import (
     SipParseError,
@@ -112,8 +113,7 @@ class Via:
         return f"SIP/2.0/{self.transport} {self.host}{port}{format_params(self.params)}"
 
 
-@dataclass(slots=True, frozen=True)
-class CSeq:
+class CSeq(NamedTuple):
     """RFC 3261 §20.16: a sequence number below 2**31 and the request method."""
 
     number: int

@@ -48,7 +48,6 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
             PRIMARY KEY (aor, contact_key)
         ) WITHOUT ROWID"""
     )
-    db.execute("CREATE INDEX registrations_expires ON registrations (expires_at)")
     db.execute(
         "INSERT INTO settings (key, value) VALUES (?, ?), (?, ?)",
         ["sip.realm", "pbx", "sip.nonce_secret", secrets.token_hex(32)],
