@@ -62,6 +62,18 @@ def registration_rows(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     ]
 
 
+GC_THRESHOLDS = (10_000, 50, 1_000)
+"""The hot paths make no reference cycles, so the cyclic collector has little to find; its
+default thresholds (700, 10, 10) made it walk every live object several times a second under a
+registration load, each time stalling the loop. Measured with bench/register: 2,000 REGISTER/s
+went from 1,430-1,540/s achieved with retransmissions to the full rate without them."""
+
+
+def tune_gc() -> None:
+    gc.freeze()  # start-up objects live for ever: keep them out of every collection
+    gc.set_threshold(*GC_THRESHOLDS)
+
+
 def sd_notify(message: str) -> None:
     """Tell systemd (Type=notify) about our state; a no-op outside systemd."""
     address = os.environ.get("NOTIFY_SOCKET")
@@ -134,7 +146,7 @@ class Core:
         watchdog_usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
         if watchdog_usec > 0:
             tasks.append(asyncio.create_task(self._watchdog(watchdog_usec / 2e6)))
-        gc.freeze()  # start-up objects live for ever: keep them out of every collection
+        tune_gc()
         host, port = self.endpoint.local
         print(f"pbx-core: SIP on udp+tcp {host}:{port}, control {sock_path}", flush=True)
         sd_notify("READY=1")

@@ -5,6 +5,7 @@ Each value parses from the header text and prints back (RFC 3261 §20, grammar i
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -76,6 +77,13 @@ def _quoted_params(text: str, what: str) -> dict[str, str | None]:
     return params
 
 
+_SIMPLE_VIA = re.compile(
+    r"[ \t]*SIP/2\.0/([A-Za-z]+) ([A-Za-z0-9.\-]+|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?"
+    r"((?:;[A-Za-z0-9\-.!%*_+`'~]+(?:=[A-Za-z0-9\-.!%*_+`'~:\[\]]+)?)*)[ \t]*\Z",
+    re.IGNORECASE,
+)
+
+
 @dataclass(slots=True)
 class Via:
     """One Via value (RFC 3261 §20.42): `SIP/2.0/UDP host:port;branch=z9hG4bK...;rport`."""
@@ -87,6 +95,14 @@ class Via:
 
     @classmethod
     def parse(cls, text: str) -> Via:
+        m = _SIMPLE_VIA.match(text)
+        if m is not None:  # the usual shape, in one regex; anything else takes the long way
+            transport, host, port, params = m.groups()
+            port_number = int(port) if port else None
+            if port_number is None or 0 < port_number < 65536:
+                return cls(
+                    transport.upper(), host, port_number, parse_params(params[1:], "Via header")
+                )
         proto, params = _split_params(text.strip())
         parts = proto.split()
         # LWS may surround the slashes of sent-protocol (RFC 4475 §3.1.1.1): join and re-split.

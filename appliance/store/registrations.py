@@ -46,6 +46,15 @@ def all_current(db: sqlite_utils.Database, now: float) -> list[Registration]:
     return [Registration(*row) for row in rows]
 
 
+_UPSERT = (
+    f"INSERT INTO registrations ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (aor, contact_key) DO UPDATE SET contact = excluded.contact,"
+    " expires_at = excluded.expires_at, call_id = excluded.call_id, cseq = excluded.cseq,"
+    " q = excluded.q, transport = excluded.transport, source = excluded.source,"
+    " user_agent = excluded.user_agent, registered_at = excluded.registered_at"
+)
+
+
 def stage(
     db: sqlite_utils.Database, aor: str, upserts: list[Registration], deletes: list[str]
 ) -> None:
@@ -55,11 +64,7 @@ def stage(
     for key in deletes:
         conn.execute("DELETE FROM registrations WHERE aor = ? AND contact_key = ?", (aor, key))
     for r in upserts:
-        conn.execute(
-            f"INSERT OR REPLACE INTO registrations ({COLUMNS})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            r,
-        )
+        conn.execute(_UPSERT, r)
 
 
 def purge_expired(db: sqlite_utils.Database, now: float) -> int:
