@@ -69,7 +69,8 @@ _ESCAPE = re.compile(r"\\(.)")
 
 
 _AUTH_PARAMS = re.compile(
-    r'(?:[ \t,]*[A-Za-z0-9_.-]+[ \t]*=[ \t]*(?:"(?:[^"\\]|\\.)*"|[^ \t,"]*)[ \t]*(?:,|\Z))*[ \t,]*\Z'
+    r'(?:[ \t,]*[A-Za-z0-9_.-]+[ \t]*=[ \t]*(?:"(?:[^"\\]|\\.)*"|[^ \t,"]*)[ \t]*(?:,|\Z))*'
+    r"[ \t,]*\Z"
 )
 
 
@@ -79,13 +80,11 @@ def parse_auth_params(text: str) -> tuple[str, dict[str, str]]:
     if _AUTH_PARAMS.match(rest) is None:
         return _parse_auth_params_slowly(scheme, rest)  # to say what is wrong
     params: dict[str, str] = {}
-    for name, quoted, token in _AUTH_PARAM.findall(rest):
-        name = name.lower()
+    for raw_name, quoted, token in _AUTH_PARAM.findall(rest):
+        name = raw_name.lower()
         if name in params:
             raise ValueError("empty or repeated auth parameter")
-        if "\\" in quoted:
-            quoted = _ESCAPE.sub(r"\1", quoted)
-        params[name] = quoted or token
+        params[name] = (_ESCAPE.sub(r"\1", quoted) if "\\" in quoted else quoted) or token
     return scheme.lower(), params
 
 

@@ -135,15 +135,6 @@ def list_all(db: sqlite_utils.Database) -> list[Extension]:
     return [Extension(number, name) for number, name in rows.fetchall()]
 
 
-def credentials(db: sqlite_utils.Database, number: str) -> Credentials | None:
-    row = db.execute(
-        "SELECT realm, ha1_md5, ha1_sha256 FROM extensions WHERE number = ?", [number]
-    ).fetchone()
-    if row is None:
-        return None
-    return Credentials(row[0], {"MD5": row[1], "SHA-256": row[2]})
-
-
 def all_credentials(db: sqlite_utils.Database) -> dict[str, Credentials]:
     """Every extension's credentials, by number (what the registrar serves from)."""
     rows = db.execute("SELECT number, realm, ha1_md5, ha1_sha256 FROM extensions").fetchall()
