@@ -1,7 +1,8 @@
 """The registrar (RFC 3261 §10.3) with digest authentication (RFC 7616/8760).
 
-Bindings are read from and written to the store on every REGISTER, so the store is the one
-truth that survives restarts and that every other part of the box reads.
+The registrar serves from in-memory copies of the credentials and bindings and writes every
+binding change through to the store (committed before the 200 OK goes out), so the store is the
+one truth that survives restarts and that every other part of the box reads.
 """
 
 from __future__ import annotations

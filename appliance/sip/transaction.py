@@ -74,7 +74,23 @@ def server_key(request: Request) -> tuple[str, ...]:
     )  # fmt: skip
 
 
-class ServerTransaction:
+class _TimerOwner:
+    """The timers of one transaction: started with `_after`, all cancelled together."""
+
+    __slots__ = ()
+    _handles: list[asyncio.TimerHandle]
+    _layer: TransactionLayer
+
+    def _after(self, delay: float, fn: Callable[..., None], *args: object) -> None:
+        self._handles.append(self._layer.loop.call_later(delay, fn, *args))
+
+    def _cancel_timers(self) -> None:
+        for handle in self._handles:
+            handle.cancel()
+        self._handles.clear()
+
+
+class ServerTransaction(_TimerOwner):
     """§17.2: INVITE (Figure 7 + RFC 6026) and non-INVITE (Figure 8) server transactions."""
 
     __slots__ = (
@@ -155,14 +171,6 @@ class ServerTransaction:
             logger.info("no ACK for %s (Timer H)", self.request.call_id)
             self._terminate(timed_out=True)
 
-    def _after(self, delay: float, fn: Callable[..., None], *args: object) -> None:
-        self._handles.append(self._layer.loop.call_later(delay, fn, *args))
-
-    def _cancel_timers(self) -> None:
-        for handle in self._handles:
-            handle.cancel()
-        self._handles.clear()
-
     def _terminate(self, timed_out: bool = False) -> None:
         if self.state is State.TERMINATED:
             return
@@ -173,7 +181,7 @@ class ServerTransaction:
             self.on_terminated(self, timed_out)
 
 
-class ClientTransaction:
+class ClientTransaction(_TimerOwner):
     """§17.1: INVITE (Figure 5 + RFC 6026) and non-INVITE (Figure 6) client transactions."""
 
     def __init__(
@@ -272,14 +280,6 @@ class ClientTransaction:
             self._deliver(timeout)
             if not self.final.done():
                 self.final.set_result(timeout)
-
-    def _after(self, delay: float, fn: Callable[..., None], *args: object) -> None:
-        self._handles.append(self._layer.loop.call_later(delay, fn, *args))
-
-    def _cancel_timers(self) -> None:
-        for handle in self._handles:
-            handle.cancel()
-        self._handles.clear()
 
     def _terminate(self) -> None:
         if self.state is not State.TERMINATED:
