@@ -57,7 +57,8 @@ class Registrar:
         self.digest = digest
         self.config = config or RegistrarConfig()
         self._clock = clock
-        self._held: list[tuple[Request, ServerTransaction, Response]] | None = None
+        self._held: list[tuple[Request, ServerTransaction, Response]] = []
+        self._pending: dict[tuple[str, str], Registration | None] = {}
         self._commit_timer: asyncio.TimerHandle | None = None
         self._credentials: dict[str, extensions.Credentials] = {}
         self._bindings: dict[str, dict[str, Registration]] = {}
@@ -69,6 +70,7 @@ class Registrar:
         The registrar serves from these copies and writes every change through to the store
         before answering, so the store stays the truth that other processes read.
         """
+        self.flush()  # pending changes first, or the copies would lose them
         self._credentials = extensions.all_credentials(self.db)
         bindings: dict[str, dict[str, Registration]] = {}
         for r in registrations.all_current(self.db, self._clock()):
@@ -201,14 +203,10 @@ class Registrar:
             if len(kept) > cfg.max_contacts:
                 self._reply(req, txn, 403, f"Forbidden (at most {cfg.max_contacts} contacts)")
                 return
-        if deletes or upserts:
-            try:
-                self._stage(aor, upserts, deletes)
-            except sqlite3.Error as exc:
-                logger.error("REGISTER %s: could not store the bindings: %s", aor, exc)
-                self._reply(req, txn, 500, "Server Internal Error (bindings not stored)",
-                            [("Retry-After", "5")])  # fmt: skip
-                return
+        for key in deletes:
+            self._pending[aor, key] = None
+        for u in upserts:
+            self._pending[aor, u.contact_key] = u
         for key in deletes:
             existing.pop(key, None)
         for u in upserts:
@@ -224,42 +222,37 @@ class Registrar:
         ]
         headers.append(("Date", _http_date(int(now))))
         response = self.endpoint.response(req, 200, None, headers)
-        if self._held is None:
-            txn.respond(response)
-        else:
-            self._held.append((req, txn, response))
-
-    def _stage(self, aor: str, upserts: list[Registration], deletes: list[str]) -> None:
-        if self._held is None:
-            self.db.conn.execute("BEGIN IMMEDIATE")
-            self._held = []
+        if not self._pending:
+            txn.respond(response)  # nothing to store, nothing waiting: answer now
+            return
+        self._held.append((req, txn, response))
+        if self._commit_timer is None:
             loop = asyncio.get_running_loop()
             self._commit_timer = loop.call_later(COMMIT_DELAY, self.flush)
-        registrations.stage(self.db, aor, upserts, deletes)
 
     def flush(self) -> None:
-        """Commit the staged bindings, then send the 200 OKs that waited for them."""
+        """Write the pending binding changes in one transaction, then send the 200 OKs that
+        waited for them (or 500 with Retry-After, and the store's state back in memory, if the
+        write failed)."""
         if self._commit_timer is not None:
             self._commit_timer.cancel()
             self._commit_timer = None
-        held, self._held = self._held, None
-        if held is None:
-            return
-        conn = self.db.conn
-        try:
-            conn.execute("COMMIT")
-        except sqlite3.Error as exc:
-            logger.error("could not commit %d registrations: %s", len(held), exc)
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            self.reload()  # back to what the store holds
-            for req, txn, _ in held:
-                self._reply(req, txn, 500, "Server Internal Error (bindings not stored)",
-                            [("Retry-After", "5")])  # fmt: skip
-            return
+        pending, self._pending = self._pending, {}
+        held, self._held = self._held, []
+        if pending:
+            upserts = [r for r in pending.values() if r is not None]
+            deletes = [key for key, r in pending.items() if r is None]
+            try:
+                registrations.write(self.db, upserts, deletes)
+            except sqlite3.Error as exc:
+                logger.error("could not store %d binding changes: %s", len(pending), exc)
+                self.reload()
+                for req, txn, _ in held:
+                    self._reply(req, txn, 500, "Server Internal Error (bindings not stored)",
+                                [("Retry-After", "5")])  # fmt: skip
+                return
         for _, txn, response in held:
             txn.respond(response)
-
 
 def _q_value(contact: NameAddr) -> float | None:
     text = contact.params.get("q")

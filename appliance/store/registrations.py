@@ -55,16 +55,23 @@ _UPSERT = (
 )
 
 
-def stage(
-    db: sqlite_utils.Database, aor: str, upserts: list[Registration], deletes: list[str]
+def write(
+    db: sqlite_utils.Database,
+    upserts: list[Registration],
+    deletes: list[tuple[str, str]],
 ) -> None:
-    """Write one REGISTER's outcome inside the caller's open transaction (it commits)."""
+    """Write many REGISTERs' outcomes in one transaction: `deletes` are (aor, contact_key)."""
     conn = db.conn
-    assert conn.in_transaction, "stage() runs inside a transaction"
-    for key in deletes:
-        conn.execute("DELETE FROM registrations WHERE aor = ? AND contact_key = ?", (aor, key))
-    for r in upserts:
-        conn.execute(_UPSERT, r)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.executemany(
+            "DELETE FROM registrations WHERE aor = ? AND contact_key = ?", deletes
+        )
+        conn.executemany(_UPSERT, upserts)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def purge_expired(db: sqlite_utils.Database, now: float) -> int:

@@ -206,3 +206,20 @@ def test_rport_gets_the_source_port(tmp_path: Path) -> None:
         assert ok.via.params["rport"] == str(box.peer.port)
 
     run(tmp_path, body)
+
+
+def test_a_failed_store_write_answers_500_and_binds_nothing(tmp_path: Path) -> None:
+    async def body(box: Box) -> None:
+        box.registrar.db.execute("PRAGMA query_only = ON")  # every write now fails
+        failed = await box.register(contact(5070))
+        assert (failed.status, failed.reason) == (
+            500,
+            "Server Internal Error (bindings not stored)",
+        )
+        assert failed.get("Retry-After") == "5"
+        assert box.registrar.bindings("101") == []
+        box.registrar.db.execute("PRAGMA query_only = OFF")
+        assert (await box.register(contact(5070), call_id="reg-2")).status == 200
+        assert len(registrations.current(box.registrar.db, "101", 0)) == 1
+
+    run(tmp_path, body)
