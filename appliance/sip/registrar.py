@@ -254,6 +254,7 @@ class Registrar:
         for _, txn, response in held:
             txn.respond(response)
 
+
 def _q_value(contact: NameAddr) -> float | None:
     text = contact.params.get("q")
     if text is None:

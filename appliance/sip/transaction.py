@@ -13,6 +13,7 @@ import enum
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from appliance.sip.headers import MAGIC_COOKIE
 from appliance.sip.message import HeaderField, Request, Response, make_response
@@ -33,8 +34,7 @@ class Timers:
         return 64 * self.t1
 
 
-@dataclass(frozen=True, slots=True)
-class Destination:
+class Destination(NamedTuple):
     """Where a message goes: a transport (by name) and an address on it."""
 
     transport: str

@@ -64,9 +64,7 @@ def write(
     conn = db.conn
     conn.execute("BEGIN IMMEDIATE")
     try:
-        conn.executemany(
-            "DELETE FROM registrations WHERE aor = ? AND contact_key = ?", deletes
-        )
+        conn.executemany("DELETE FROM registrations WHERE aor = ? AND contact_key = ?", deletes)
         conn.executemany(_UPSERT, upserts)
         conn.execute("COMMIT")
     except BaseException:
