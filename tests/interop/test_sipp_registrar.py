@@ -9,7 +9,6 @@ box kept: the `registrations` table of its SQLite file and the output of `pbx st
 from __future__ import annotations
 
 import re
-import shutil
 import sqlite3
 import time
 from contextlib import closing
@@ -27,8 +26,6 @@ from tests.interop.sipp import (
     free_port,
     run_sipp,
 )
-
-pytestmark = pytest.mark.skipif(shutil.which("sipp") is None, reason="sipp is not installed")
 
 AOR = "101"
 SLACK = 15.0

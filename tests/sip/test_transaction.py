@@ -97,7 +97,7 @@ def test_server_invite_retransmits_final_until_ack() -> None:
         await asyncio.wait_for(_until(lambda: txns[0].state is State.CONFIRMED), 1)
         while not peer.queue.empty():  # one retransmission may have crossed the ACK
             peer.queue.get_nowait()
-        await asyncio.sleep(TIMERS.t2 * 2)
+        await asyncio.sleep(TIMERS.t2 * 2)  # a window in which Timer G would have fired
         assert peer.queue.empty(), "final response retransmitted after ACK"
 
     run(body)
@@ -158,7 +158,7 @@ def test_client_non_invite_final_response_stops_retransmission() -> None:
         assert txn.state is State.COMPLETED
         while not peer.queue.empty():
             peer.queue.get_nowait()
-        await asyncio.sleep(TIMERS.t2 * 2)
+        await asyncio.sleep(TIMERS.t2 * 2)  # a window in which Timer E would have fired
         assert peer.queue.empty()
 
     run(body)
@@ -195,7 +195,7 @@ def test_client_invite_provisional_stops_retransmission() -> None:
         await asyncio.wait_for(_until(lambda: txn.state is State.PROCEEDING), 1)
         while not peer.queue.empty():
             peer.queue.get_nowait()
-        await asyncio.sleep(TIMERS.t1 * 6)
+        await asyncio.sleep(TIMERS.t1 * 6)  # a window in which Timer A would have fired twice
         assert peer.queue.empty(), "INVITE retransmitted after a provisional response"
 
     run(body)
