@@ -22,6 +22,8 @@ MAX_HEADER_SIZE = 16_384
 TCP_IDLE_TIMEOUT = 3_900.0
 """A TCP connection silent for longer than the longest registration is closed."""
 
+TCP_CONNECT_TIMEOUT = 10.0
+
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 
 Address = tuple[str, int]
@@ -168,6 +170,8 @@ class TcpTransport:
         self.idle_timeout = idle_timeout
         self.connections: dict[Address, TcpConnection] = {}
         self._server: asyncio.Server | None = None
+        self._connecting: dict[Address, list[bytes]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def listen(self, host: str, port: int) -> None:
         loop = asyncio.get_running_loop()
@@ -181,16 +185,46 @@ class TcpTransport:
         return str(host), int(port)
 
     def send(self, data: bytes, addr: Address) -> None:
+        """Send on the connection to `addr`, opening one if there is none (§18.1.1).
+
+        Responses find the connection their request came on (§18.2.2). A message for an address
+        that cannot be reached is dropped (and logged): its client transaction times out.
+        """
         conn = self.connections.get(addr)
-        if conn is None:
-            # Responses go back on the connection the request came on (§18.2.2). Opening new
-            # connections for requests comes with the client side (trunks, B2BUA legs).
-            logger.info("TCP: no connection to %s:%s; message dropped", *addr)
+        if conn is not None:
+            conn.write(data)
             return
-        conn.write(data)
+        queued = self._connecting.get(addr)
+        if queued is None:
+            queued = self._connecting[addr] = []
+            task = asyncio.get_running_loop().create_task(self._connect(addr))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        queued.append(data)
+
+    async def _connect(self, addr: Address) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await asyncio.wait_for(
+                loop.create_connection(lambda: TcpConnection(self), addr[0], addr[1]),
+                TCP_CONNECT_TIMEOUT,
+            )
+        except (OSError, TimeoutError) as exc:
+            dropped = self._connecting.pop(addr, [])
+            logger.info("TCP to %s:%s failed (%s); %d messages dropped", *addr, exc, len(dropped))
+            return
+        queued = self._connecting.pop(addr, [])
+        conn = self.connections.get(addr)
+        if conn is None:  # closed at once by the peer
+            logger.info("TCP to %s:%s closed; %d messages dropped", *addr, len(queued))
+            return
+        for data in queued:
+            conn.write(data)
 
     def close(self) -> None:
         if self._server is not None:
             self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
         for conn in list(self.connections.values()):
             conn.close()
