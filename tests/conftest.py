@@ -7,12 +7,13 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.feed import Feed, FeedClosed
 
 READY_PREFIX = "pbx-core: SIP on udp+tcp "
 
@@ -34,8 +35,7 @@ class CoreProcess:
     host: str = ""
     port: int = 0
     proc: subprocess.Popen[str] | None = None
-    output: list[str] = field(default_factory=list)
-    _changed: threading.Condition = field(default_factory=threading.Condition, repr=False)
+    lines: Feed[str] = field(default_factory=Feed, repr=False)
     _reader: threading.Thread = field(default_factory=threading.Thread, repr=False)
     netns_pid: int | None = None
     run_args: tuple[str, ...] = ()
@@ -50,6 +50,7 @@ class CoreProcess:
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
         # Drain the output all the time: a core blocked on a full pipe would stop serving.
+        self.lines = Feed()
         self._reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
         self._reader.start()
         line = self.wait_output(READY_PREFIX, timeout)
@@ -60,11 +61,13 @@ class CoreProcess:
     def _read(self, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
         for line in proc.stdout:
-            with self._changed:
-                self.output.append(line.rstrip("\n"))
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
+            self.lines.append(line.rstrip("\n"))
+        self.lines.close()
+
+    @property
+    def output(self) -> list[str]:
+        """Every line the core has printed since it (re)started."""
+        return self.lines.items
 
     @property
     def demo_passwords(self) -> dict[str, str]:
@@ -78,18 +81,13 @@ class CoreProcess:
 
     def wait_output(self, text: str, timeout: float = 20.0) -> str:
         """Wait until the core has printed a line containing `text`; return that line."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            while True:
-                for line in self.output:
-                    if text in line:
-                        return line
-                remaining = deadline - time.monotonic()
-                exited = self.proc is None or self.proc.poll() is not None
-                if remaining <= 0 or (exited and not self._reader.is_alive()):
-                    break
-                self._changed.wait(min(remaining, 0.5))
-        raise AssertionError(f"core never printed {text!r}; output:\n" + "\n".join(self.output))
+        try:
+            return self.lines.wait(lambda line: text in line, timeout)[0]
+        except FeedClosed as exc:
+            output = "\n".join(self.output)
+            raise AssertionError(
+                f"core never printed {text!r} ({exc}); output:\n{output}"
+            ) from None
 
     def stop(self) -> int:
         """SIGTERM the core (by PID) and wait; return its exit status."""
@@ -108,7 +106,6 @@ class CoreProcess:
         """Stop and start again on the same address and data directory."""
         self.sip = f"{self.host}:{self.port}"
         self.stop()
-        self.output.clear()
         self.start()
 
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

@@ -50,6 +50,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
+from tests.feed import Feed, FeedClosed
 from tests.interop.netns import NetNamespace
 
 logger = logging.getLogger(__name__)
@@ -172,9 +173,7 @@ class Baresip:
         self.log_path = self.workdir / "baresip.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self._reader: threading.Thread | None = None
-        self._lines: list[str] = []
-        self._changed = threading.Condition()
-        self._eof = False
+        self._lines: Feed[str] = Feed()
 
     def config_text(self) -> str:
         """The ``config`` file: SIP listen address and only the needed modules."""
@@ -243,23 +242,17 @@ class Baresip:
                 log.flush()
                 # The stdio module echoes typed commands with \r redraws.
                 text = _ANSI.sub("", raw.decode("utf-8", "replace")).split("\r")[-1].rstrip("\n")
-                with self._changed:
-                    self._lines.append(text)
-                    self._changed.notify_all()
-        with self._changed:
-            self._eof = True
-            self._changed.notify_all()
+                self._lines.append(text)
+        self._lines.close()
 
     @property
     def lines(self) -> list[str]:
         """Every line printed so far (colour codes removed)."""
-        with self._changed:
-            return list(self._lines)
+        return self._lines.items
 
     def mark(self) -> int:
         """Current line count; pass it as ``since`` to wait for a *new* line."""
-        with self._changed:
-            return len(self._lines)
+        return self._lines.mark()
 
     def wait_for(
         self, pattern: str | re.Pattern[str], timeout: float = 10.0, since: int = 0
@@ -277,25 +270,13 @@ class Baresip:
     ) -> tuple[re.Match[str], int]:
         """:meth:`wait_for`, also returning the number of the line after the match."""
         regex = re.compile(pattern) if isinstance(pattern, str) else pattern
-        deadline = time.monotonic() + timeout
-        index = since
-        with self._changed:
-            while True:
-                while index < len(self._lines):
-                    match = regex.search(self._lines[index])
-                    index += 1
-                    if match:
-                        return match, index
-                if self._eof:
-                    reason = "baresip exited"
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    reason = f"no line matched within {timeout} s"
-                    break
-                self._changed.wait(remaining)
-            tail = "\n".join(self._lines[-20:])
-        raise BaresipError(f"{reason}: {regex.pattern!r}; last output:\n{tail}")
+        try:
+            _, match, index = self._lines.wait(regex.search, timeout, since)
+        except FeedClosed as exc:
+            tail = "\n".join(self._lines.items[-20:])
+            raise BaresipError(f"{exc}: {regex.pattern!r}; last output:\n{tail}") from None
+        assert isinstance(match, re.Match)
+        return match, index
 
     def wait_registered(self, timeout: float = 10.0, since: int = 0) -> None:
         """Wait until every account printed a ``200 OK`` registration line.

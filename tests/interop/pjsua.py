@@ -19,12 +19,12 @@ import logging
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
+from tests.feed import Feed, FeedClosed
 from tests.interop.netns import NetNamespace
 
 logger = logging.getLogger(__name__)
@@ -84,9 +84,7 @@ class PjsuaPeer:
         self.netns = netns
         self._proc: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
-        self._events: list[Event] = []
-        self._changed = threading.Condition()
-        self._eof = False
+        self._events: Feed[Event] = Feed()
 
     @property
     def pid(self) -> int:
@@ -137,23 +135,17 @@ class PjsuaPeer:
                 logger.warning("pjsua peer printed a non-JSON line: %r", line)
                 continue
             logger.debug("pjsua peer event %s", event)
-            with self._changed:
-                self._events.append(event)
-                self._changed.notify_all()
-        with self._changed:
-            self._eof = True
-            self._changed.notify_all()
+            self._events.append(event)
+        self._events.close()
 
     @property
     def events(self) -> list[Event]:
         """Every event received so far."""
-        with self._changed:
-            return list(self._events)
+        return self._events.items
 
     def mark(self) -> int:
         """Current event count; pass it as ``since`` to wait for a *new* event."""
-        with self._changed:
-            return len(self._events)
+        return self._events.mark()
 
     def wait_event(
         self, predicate: Callable[[Event], bool], timeout: float = 10.0, since: int = 0
@@ -163,25 +155,11 @@ class PjsuaPeer:
         Raises :class:`PjsuaPeerError` listing the events seen on timeout or
         if the peer exits first.
         """
-        deadline = time.monotonic() + timeout
-        index = since
-        with self._changed:
-            while True:
-                while index < len(self._events):
-                    event = self._events[index]
-                    index += 1
-                    if predicate(event):
-                        return event
-                if self._eof:
-                    reason = "peer exited"
-                    break
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    reason = f"no matching event within {timeout} s"
-                    break
-                self._changed.wait(remaining)
-            seen = self._events[since:]
-        raise PjsuaPeerError(f"{reason}; events since {since}: {seen}")
+        try:
+            return self._events.wait(predicate, timeout, since)[0]
+        except FeedClosed as exc:
+            seen = self._events.items[since:]
+            raise PjsuaPeerError(f"{exc}; events since {since}: {seen}") from None
 
     def send(self, command: str) -> None:
         """Write one command line (``refresh``, ``unregister``, ``options URI``, ``quit``)."""

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import cast
 
+from appliance.sip.endpoint import SipEndpoint
 from appliance.sip.message import Request, Response, parse
+from appliance.sip.transaction import Timers
 
 
 class RawPeer(asyncio.DatagramProtocol):
@@ -98,3 +101,27 @@ def authorization(
         f'uri="{uri}", response="{response}", algorithm={algorithm}, qop=auth, nc={nc}, '
         f'cnonce="abc123"'
     )
+
+
+def run_with_peer(
+    test: Callable[[SipEndpoint, RawPeer], Awaitable[None]],
+    *,
+    timers: Timers | None = None,
+    tcp: bool = False,
+    setup: Callable[[SipEndpoint], None] | None = None,
+) -> None:
+    """Run `test` with an endpoint listening on loopback and a raw UA beside it."""
+
+    async def main() -> None:
+        ep = SipEndpoint(timers=timers)
+        await ep.listen("127.0.0.1", 0, tcp=tcp)
+        if setup is not None:
+            setup(ep)
+        peer = await RawPeer.open()
+        try:
+            await test(ep, peer)
+        finally:
+            peer.close()
+            ep.close()
+
+    asyncio.run(main())

@@ -10,27 +10,16 @@ import pytest
 from appliance.sip.endpoint import SipEndpoint
 from appliance.sip.message import MAX_MESSAGE_SIZE, Request, make_response, parse
 from appliance.sip.transaction import ServerTransaction
-from tests.sip.peer import RawPeer, request_bytes
+from tests.sip.peer import RawPeer, request_bytes, run_with_peer
+
+
+def register(req: Request, txn: ServerTransaction) -> None:
+    req.to  # noqa: B018  (a handler parses what it reads; a bad value means 400)
+    txn.respond(make_response(req, 200, to_tag="ok"))
 
 
 def run(test: Callable[[SipEndpoint, RawPeer], Awaitable[None]], tcp: bool = False) -> None:
-    async def main() -> None:
-        ep = SipEndpoint()
-        await ep.listen("127.0.0.1", 0, tcp=tcp)
-
-        def register(req: Request, txn: ServerTransaction) -> None:
-            req.to  # noqa: B018  (a handler parses what it reads; a bad value means 400)
-            txn.respond(make_response(req, 200, to_tag="ok"))
-
-        ep.handlers["REGISTER"] = register
-        peer = await RawPeer.open()
-        try:
-            await test(ep, peer)
-        finally:
-            peer.close()
-            ep.close()
-
-    asyncio.run(main())
+    run_with_peer(test, tcp=tcp, setup=lambda ep: ep.handlers.update(REGISTER=register))
 
 
 def test_options_is_answered_with_allow() -> None:

@@ -9,23 +9,13 @@ from collections.abc import Awaitable, Callable
 from appliance.sip.endpoint import SipEndpoint
 from appliance.sip.message import Request, make_response, parse
 from appliance.sip.transaction import Destination, ServerTransaction, State, Timers
-from tests.sip.peer import RawPeer, request_bytes
+from tests.sip.peer import RawPeer, request_bytes, run_with_peer
 
 TIMERS = Timers(t1=0.05, t2=0.2, t4=0.25)
 
 
 def run(test: Callable[[SipEndpoint, RawPeer], Awaitable[None]]) -> None:
-    async def main() -> None:
-        ep = SipEndpoint(timers=TIMERS)
-        await ep.listen("127.0.0.1", 0, tcp=False)
-        peer = await RawPeer.open()
-        try:
-            await test(ep, peer)
-        finally:
-            peer.close()
-            ep.close()
-
-    asyncio.run(main())
+    run_with_peer(test, timers=TIMERS)
 
 
 def test_server_non_invite_absorbs_retransmitted_request() -> None:
