@@ -135,6 +135,25 @@ def test_client_non_invite_retransmits_with_timer_e_then_times_out() -> None:
     run(body)
 
 
+def test_client_invite_doubles_timer_a_then_times_out_with_timer_b() -> None:
+    async def body(ep: SipEndpoint, peer: RawPeer) -> None:
+        req, dest = _outgoing("INVITE", peer)
+        txn = ep.request(req, dest)
+        response = await asyncio.wait_for(txn.final, TIMERS.b * 2)
+        assert (response.status, response.reason) == (408, "Request Timeout (no response)")
+        times = []
+        while not peer.queue.empty():
+            times.append(peer.queue.get_nowait()[0])
+        gaps = [b - a for a, b in itertools.pairwise(times)]
+        # Timer A doubles without a cap: T1, 2*T1, 4*T1, ... until Timer B (64*T1).
+        assert_intervals(gaps, [TIMERS.t1 * 2**i for i in range(len(gaps))])
+        assert 6 <= len(times) <= 7  # sent at 0, 1, 3, 7, 15, 31, 63 T1; Timer B at 64 T1
+        assert txn.state is State.TERMINATED
+        assert not ep.transactions.client
+
+    run(body)
+
+
 def test_client_non_invite_final_response_stops_retransmission() -> None:
     async def body(ep: SipEndpoint, peer: RawPeer) -> None:
         req, dest = _outgoing("OPTIONS", peer)
