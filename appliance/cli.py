@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 import logging
 import os
 import sys
@@ -11,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from appliance import __version__, control
-from appliance.pbx.core import CoreOptions, registration_rows, run_core
+from appliance.pbx.core import CoreError, CoreOptions, registration_rows, run_core
 from appliance.sip.grammar import SipParseError
 from appliance.store import extensions, settings
 from appliance.store.db import open_db
@@ -209,3 +210,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ExtensionError, SettingError, SipParseError) as exc:
         print(f"pbx: error: {exc}", file=sys.stderr)
         return 2
+    except CoreError as exc:
+        print(f"pbx: error: {exc}", file=sys.stderr)
+        return 1
+    except (OSError, sqlite3.Error) as exc:  # the data directory or database is unusable
+        print(f"pbx: error: {args.data}: {exc}", file=sys.stderr)
+        return 1

@@ -147,3 +147,25 @@ def test_data_directory_comes_from_the_environment(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "appliance", "ext", "add", "301"], env=env,
                    check=True, capture_output=True)  # fmt: skip
     assert (tmp_path / "elsewhere" / "pbx.sqlite3").exists()
+
+
+def test_run_on_a_busy_port_says_so(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        port = busy.getsockname()[1]
+        result = pbx_cli(tmp_path, "run", "--sip", f"127.0.0.1:{port}", check=False)
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith(
+        f"pbx: error: cannot listen for SIP on 127.0.0.1:{port}: "
+    )
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_unusable_data_directory_says_so(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    result = pbx_cli(not_a_dir, "ext", "list", check=False)
+    assert (result.returncode, "Traceback" in result.stderr) == (1, False)
+    assert result.stderr.startswith(f"pbx: error: {not_a_dir}: ")

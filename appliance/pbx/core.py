@@ -32,6 +32,10 @@ logger = logging.getLogger(__name__)
 PURGE_INTERVAL = 60.0
 
 
+class CoreError(Exception):
+    """The core cannot start; `str()` says why, for a technician."""
+
+
 @dataclass(frozen=True, slots=True)
 class CoreOptions:
     data_dir: Path
@@ -135,7 +139,14 @@ class Core:
 
     async def run(self) -> None:
         opts = self.options
-        await self.endpoint.listen(opts.sip_host, opts.sip_port)
+        try:
+            await self.endpoint.listen(opts.sip_host, opts.sip_port)
+        except OSError as exc:
+            self.endpoint.close()
+            raise CoreError(
+                f"cannot listen for SIP on {opts.sip_host}:{opts.sip_port}: {exc.strerror or exc}"
+                " (is another pbx or SIP server running there?)"
+            ) from None
         self.checkpointer.start(self.db)
         sock_path = control.socket_path(opts.data_dir)
         server = await control.serve(sock_path, {"status": self.status, "reload": self.reload})
