@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import logging
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
