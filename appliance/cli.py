@@ -31,7 +31,6 @@ def _hostport(text: str) -> tuple[str, int]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-
     db = open_db(args.data)
     if args.demo and not extensions.list_all(db):
         print("Demo extensions (passwords are shown only now):")
@@ -45,7 +44,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_db_migrate(args: argparse.Namespace) -> int:
-
     db = open_db(args.data, migrate_schema=False)
     applied = migrate(db)
     print(f"schema version {current_version(db)}; applied {applied or 'nothing'}")
@@ -60,19 +58,22 @@ def _notify_core(args: argparse.Namespace) -> None:
         pass  # not running: it reads the store when it starts
 
 
-def cmd_ext_add(args: argparse.Namespace) -> int:
-
-    password = extensions.add(open_db(args.data), args.number, args.name, args.password)
-    _notify_core(args)
+def _report_password(args: argparse.Namespace, password: str, done: str) -> None:
+    """Show a generated password (its only showing); confirm a given one without echoing it."""
     if args.password is None:
         print(f"extension {args.number} password {password}")
     else:
-        print(f"extension {args.number} added")
+        print(f"extension {args.number} {done}")
+
+
+def cmd_ext_add(args: argparse.Namespace) -> int:
+    password = extensions.add(open_db(args.data), args.number, args.name, args.password)
+    _notify_core(args)
+    _report_password(args, password, "added")
     return 0
 
 
 def cmd_ext_list(args: argparse.Namespace) -> int:
-
     rows = extensions.list_all(open_db(args.data))
     for ext in rows:
         print(f"{ext.number:>6}  {ext.name}")
@@ -82,7 +83,6 @@ def cmd_ext_list(args: argparse.Namespace) -> int:
 
 
 def cmd_ext_remove(args: argparse.Namespace) -> int:
-
     extensions.remove(open_db(args.data), args.number)
     _notify_core(args)
     print(f"extension {args.number} removed")
@@ -90,18 +90,13 @@ def cmd_ext_remove(args: argparse.Namespace) -> int:
 
 
 def cmd_ext_passwd(args: argparse.Namespace) -> int:
-
     password = extensions.set_password(open_db(args.data), args.number, args.password)
     _notify_core(args)
-    if args.password is None:
-        print(f"extension {args.number} password {password}")
-    else:
-        print(f"extension {args.number} password changed")
+    _report_password(args, password, "password changed")
     return 0
 
 
 def cmd_config_get(args: argparse.Namespace) -> int:
-
     db = open_db(args.data)
     keys = [args.key] if args.key else sorted(settings.SETTINGS)
     for key in keys:
@@ -113,7 +108,6 @@ def cmd_config_get(args: argparse.Namespace) -> int:
 
 
 def cmd_config_set(args: argparse.Namespace) -> int:
-
     value = settings.set_value(open_db(args.data), args.key, args.value)
     _notify_core(args)
     print(f"{args.key} = {value}")

@@ -169,3 +169,10 @@ def test_unusable_data_directory_says_so(tmp_path: Path) -> None:
     result = pbx_cli(not_a_dir, "ext", "list", check=False)
     assert (result.returncode, "Traceback" in result.stderr) == (1, False)
     assert result.stderr.startswith(f"pbx: error: {not_a_dir}: ")
+
+
+def test_a_given_password_is_confirmed_never_echoed(tmp_path: Path) -> None:
+    out = pbx_cli(tmp_path, "ext", "add", "201", "--password", "Given-pass-123").stdout
+    assert out == "extension 201 added\n"
+    out = pbx_cli(tmp_path, "ext", "passwd", "201", "--password", "Other-pass-456").stdout
+    assert out == "extension 201 password changed\n"
