@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import socket
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +22,12 @@ except ImportError:  # pragma: no cover
     uvloop = None  # type: ignore[assignment]
 
 from appliance import control
+from appliance.media.engine import MediaEngine, MediaError
+from appliance.pbx.calls import CallConfig, CallEngine
 from appliance.sip.digest import DigestServer
 from appliance.sip.endpoint import SipEndpoint
 from appliance.sip.registrar import Registrar, RegistrarConfig
-from appliance.store import registrations, settings
+from appliance.store import cdrs, extensions, registrations, settings
 from appliance.store.db import Checkpointer, open_db
 
 logger = logging.getLogger(__name__)
@@ -101,8 +104,27 @@ class Core:
         self.endpoint = SipEndpoint()
         self.registrar = Registrar(self.endpoint, self.db, self.digest)
         self.endpoint.handlers["REGISTER"] = self.registrar
+        try:
+            self.media = MediaEngine(
+                options.sip_host,
+                settings.get_int(self.db, "rtp.port_min"),
+                settings.get_int(self.db, "rtp.port_max"),
+            )
+        except MediaError as exc:
+            raise CoreError(str(exc)) from None
+        self._names: dict[str, str] = {}
+        self.calls = CallEngine(
+            self.endpoint, self.registrar, self.digest, self.media,
+            names=lambda: self._names, record=self._record,
+        )  # fmt: skip
         self._apply_settings()
         self._stop = asyncio.Event()
+
+    def _record(self, record: cdrs.Cdr) -> None:
+        try:
+            cdrs.write(self.db, [record])
+        except sqlite3.Error as exc:  # the call is over either way; say so loudly
+            logger.error("CDR %s not written: %s", record.id, exc)
 
     def status(self, _request: dict[str, Any]) -> dict[str, Any]:
         host, port = self.endpoint.local
@@ -110,7 +132,7 @@ class Core:
             "sip": f"{host}:{port}",
             "uptime": int(time.time() - self.started),
             "registrations": registration_rows(self.db),
-            "calls": [],
+            "calls": self.calls.live_calls(),
         }
 
     def reload(self, _request: dict[str, Any]) -> dict[str, Any]:
@@ -123,6 +145,12 @@ class Core:
         self.digest.nonce_ttl = settings.get_int(self.db, "sip.nonce_ttl")
         self.digest.algorithms = settings.get_list(self.db, "sip.digest_algorithms")
         self.registrar.config = registrar_config(self.db)
+        self._names = {e.number: e.name for e in extensions.list_all(self.db)}
+        self.calls.config = CallConfig(
+            ring_timeout=settings.get_int(self.db, "calls.ring_timeout"),
+            media_timeout=settings.get_int(self.db, "calls.media_timeout"),
+            max_duration=settings.get_int(self.db, "calls.max_duration"),
+        )
 
     async def _watchdog(self, interval: float) -> None:
         """Ping systemd's watchdog from the event loop: a stuck loop stops the pings."""
@@ -148,6 +176,8 @@ class Core:
                 " (is another pbx or SIP server running there?)"
             ) from None
         self.checkpointer.start(self.db)
+        self.media.start()
+        self.calls.start()
         sock_path = control.socket_path(opts.data_dir)
         server = await control.serve(sock_path, {"status": self.status, "reload": self.reload})
         loop = asyncio.get_running_loop()
@@ -167,6 +197,8 @@ class Core:
             sd_notify("STOPPING=1")
             for task in tasks:
                 task.cancel()
+            self.calls.close()
+            self.media.close()
             self.registrar.flush()
             self.checkpointer.stop()
             server.close()

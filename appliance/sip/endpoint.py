@@ -68,6 +68,9 @@ def new_tag() -> str:
 class SipEndpoint:
     def __init__(self, *, timers: Timers | None = None, supported: Iterable[str] = ()) -> None:
         self.handlers: dict[str, Handler] = {"OPTIONS": self._options}
+        self.on_ack: Callable[[Request], None] | None = None
+        """Where an ACK that matches no transaction goes: the ACK for a 2xx (§13.2.2.4)
+        belongs to its dialog, which the user of the endpoint keeps."""
         self.supported = frozenset(supported)
         self.udp: UdpTransport | None = None
         self.tcp: TcpTransport | None = None
@@ -193,8 +196,12 @@ class SipEndpoint:
         if live is not None:
             live.receive_retransmission(req)
             return
-        if req.method == "ACK" or layer.absorb(key):
-            return  # (an ACK for a 2xx belongs to a dialog; none exist at this layer yet)
+        if req.method == "ACK":
+            if self.on_ack is not None:
+                self.on_ack(req)
+            return
+        if layer.absorb(key):
+            return
         dest = _response_destination(req, source)
         txn = layer.new_server(req, dest, key)
         handler = self.handlers.get(req.method)

@@ -54,8 +54,35 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
+def _m0002_cdrs(db: sqlite_utils.Database) -> None:
+    db.execute(
+        """CREATE TABLE cdrs (
+            id TEXT PRIMARY KEY,
+            started_at REAL NOT NULL,
+            answered_at REAL,
+            ended_at REAL NOT NULL,
+            caller TEXT NOT NULL,
+            caller_name TEXT NOT NULL DEFAULT '',
+            dialled TEXT NOT NULL,
+            answered_by TEXT,
+            disposition TEXT NOT NULL CHECK (disposition IN
+                ('answered', 'busy', 'no-answer', 'failed', 'cancelled')),
+            duration REAL NOT NULL,
+            billsec REAL NOT NULL,
+            hangup_side TEXT NOT NULL,
+            hangup_cause TEXT NOT NULL,
+            codec_caller TEXT,
+            codec_callee TEXT,
+            rtp_caller TEXT,
+            rtp_callee TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX cdrs_started ON cdrs (started_at)")
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial: settings, extensions, registrations", _m0001_initial),
+    (2, "call detail records", _m0002_cdrs),
 ]
 
 

@@ -68,6 +68,13 @@ SETTINGS: dict[str, IntSetting | ListSetting] = {
             "digest challenges offered, most preferred first (RFC 8760). MD5 alone by default:"
             " baresip 1.0 fails when SHA-256 is offered at all, sipp 3.6 when it comes first",
         ),
+        IntSetting("calls.ring_timeout", 30, 5, 600, "unanswered calls end after this (s); 480"),
+        IntSetting(
+            "calls.media_timeout", 60, 5, 3600, "calls with no RTP either way are hung up (s)"
+        ),
+        IntSetting("calls.max_duration", 10800, 60, 86400, "longest call before it is cut (s)"),
+        IntSetting("rtp.port_min", 10000, 1024, 65534, "lowest RTP port (even; RTCP above it)"),
+        IntSetting("rtp.port_max", 20000, 1026, 65535, "highest RTP port"),
     )
 }
 """Settings a technician may change, with their range and meaning."""

@@ -1,0 +1,457 @@
+"""The RTP media engine (RFC 3550): media legs on asyncio datagram endpoints, joined in pairs.
+
+A `MediaLeg` is the box's end of one phone's media stream: an RTP and an RTCP socket on an even/
+odd port pair. Two connected legs relay packet by packet without decoding when their codecs match,
+and transcode when they do not. What each leg sends is one continuous RTP stream of its own (its
+own SSRC, sequence numbers and timestamps, RFC 7667 §3.2.1.1 "translator" behaviour), so a phone
+sees no discontinuity when the other side is re-INVITEd, transferred or replaced. Symmetric RTP
+(RFC 4961) latches a leg onto the address its phone actually sends from, for phones behind NAT.
+RTCP is terminated: reports from phones are read for their statistics, and each leg sends its
+own sender reports.
+
+The engine's interface is narrow (open a leg, set its remote and codec, connect two legs, send
+DTMF, release) so that it can later move into worker processes without changing its callers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import os
+import socket
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from appliance.media import rtcp
+from appliance.media.codecs import Transcoder
+from appliance.media.dtmf import EVENT_DIGITS, TelephoneEvent
+
+logger = logging.getLogger(__name__)
+
+Address = tuple[str, int]
+
+_HEAD = struct.Struct("!BBHII")
+_SEQ_TS_SSRC = struct.Struct("!HII")
+
+NTP_EPOCH = 2_208_988_800
+
+
+class MediaError(Exception):
+    """The engine cannot do what was asked (no free RTP port, for example)."""
+
+
+@dataclass(slots=True)
+class Codec:
+    """What a leg's phone uses: its payload type numbers for the codec and for RFC 4733 events."""
+
+    name: str  # "PCMU", "PCMA", "G722"
+    payload_type: int
+    dtmf_payload_type: int | None = None
+    clock_rate: int = 8000
+
+
+@dataclass(slots=True)
+class LegStats:
+    """What one leg received from its phone, and what that phone reported (RTCP)."""
+
+    packets: int
+    octets: int
+    lost: int
+    jitter_ms: float
+    sent_packets: int
+    remote_lost: int | None
+    remote_jitter_ms: float | None
+
+
+class _Rtcp(asyncio.DatagramProtocol):
+    __slots__ = ("leg", "transport")
+
+    def __init__(self, leg: MediaLeg) -> None:
+        self.leg = leg
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        self.leg.rtcp_received(data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        logger.debug("RTCP socket error: %s", exc)
+
+
+class MediaLeg(asyncio.DatagramProtocol):
+    """The box's end of one phone's RTP stream. Created by `MediaEngine.open_leg`."""
+
+    def __init__(self, engine: MediaEngine, port: int) -> None:
+        self.engine = engine
+        self.port = port
+        self.transport: asyncio.DatagramTransport | None = None
+        self.rtcp = _Rtcp(self)
+        self.peer: MediaLeg | None = None
+        self.remote: Address | None = None
+        self.remote_rtcp: Address | None = None
+        self.latched = False
+        self.codec: Codec | None = None
+        self._transcoder: Transcoder | None = None
+        self.closed = False
+        self.on_dtmf: Callable[[MediaLeg, str], None] | None = None
+        self.on_audio: Callable[[MediaLeg, bytes], None] | None = None
+        # receive statistics (RFC 3550 A.1, A.8), kept inline: this runs for every packet
+        self.rx_packets = 0
+        self.rx_octets = 0
+        self._base_seq = -1
+        self._max_seq = 0
+        self._cycles = 0
+        self._transit = 0.0
+        self._jitter = 0.0
+        self._last_event_ts = -1
+        self._in_ssrc = 0
+        self._expected_prior = 0
+        self._received_prior = 0
+        self.remote_report: rtcp.ReportBlock | None = None
+        # the stream this leg sends: one SSRC, continuous sequence numbers and timestamps
+        self.ssrc = struct.unpack("!I", os.urandom(4))[0]
+        self.tx_packets = 0
+        self.tx_octets = 0
+        self._src_ssrc = -1
+        self._seq_off = 0
+        self._ts_off = 0
+        self._out_seq = struct.unpack("!H", os.urandom(2))[0]
+        self._out_ts = struct.unpack("!I", os.urandom(4))[0]
+        self._out_time = 0.0
+        self._marker = 0
+
+    # -- set-up ----------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def error_received(self, exc: Exception) -> None:
+        logger.debug("RTP socket error on port %d: %s", self.port, exc)
+
+    @property
+    def address(self) -> Address:
+        return (self.engine.host, self.port)
+
+    def set_remote(self, host: str, port: int, rtcp_port: int | None = None) -> None:
+        """Where the phone said (in SDP) it receives; latching may move it to where it sends from.
+
+        A new address (a re-INVITE moved the media) starts latching again.
+        """
+        if port == 0 or host in ("0.0.0.0", "::"):
+            return  # RFC 2543-style hold: keep sending where we were
+        addr = (host, port)
+        if addr != self.remote or not self.latched:
+            self.remote = addr
+            self.remote_rtcp = (host, rtcp_port or port + 1)
+            self.latched = False
+
+    def set_codec(self, codec: Codec) -> None:
+        self.codec = codec
+        self._update_transcoders()
+        if self.peer is not None:
+            self.peer._update_transcoders()
+
+    def connect(self, other: MediaLeg) -> None:
+        """Relay between this leg and `other` (each one's previous peer is let go)."""
+        for leg in (self, other):
+            if leg.peer is not None and leg.peer.peer is leg:
+                leg.peer.peer = None
+                leg.peer._update_transcoders()
+        self.peer, other.peer = other, self
+        self._update_transcoders()
+        other._update_transcoders()
+
+    def disconnect(self) -> None:
+        if self.peer is not None and self.peer.peer is self:
+            self.peer.peer = None
+            self.peer._update_transcoders()
+        self.peer = None
+        self._update_transcoders()
+
+    def _update_transcoders(self) -> None:
+        """What arrives on this leg is converted to the peer's codec when the two differ."""
+        peer = self.peer
+        if peer is None or self.codec is None or peer.codec is None:
+            self._transcoder = None
+        elif self.codec.name == peer.codec.name:
+            self._transcoder = None  # the same codec both ways: relayed, not transcoded
+        elif self._transcoder is None or (self._transcoder.src, self._transcoder.dst) != (
+            self.codec.name, peer.codec.name,
+        ):  # fmt: skip
+            self._transcoder = Transcoder(self.codec.name, peer.codec.name)
+
+    @property
+    def transcoding(self) -> bool:
+        return self._transcoder is not None
+
+    # -- receiving ------------------------------------------------------------------------
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        if len(data) < 12 or data[0] & 0xC0 != 0x80:
+            return
+        if addr != self.remote:
+            if self.latched or self.closed:
+                return  # not from the phone we latched onto
+            self.remote = addr
+            self.remote_rtcp = (addr[0], addr[1] + 1)
+        self.latched = True
+        b1 = data[1]
+        pt = b1 & 0x7F
+        if 72 <= pt <= 79:
+            return  # RTCP multiplexed on the RTP port (RFC 5761): terminated here
+        seq, ts, ssrc = _SEQ_TS_SSRC.unpack_from(data, 2)
+        self.rx_packets += 1
+        self.rx_octets += len(data)
+        self._in_ssrc = ssrc
+        # A.1: extended highest sequence number (simplified: no probation)
+        if self._base_seq < 0:
+            self._base_seq = seq
+            self._max_seq = seq
+        else:
+            delta = (seq - self._max_seq) & 0xFFFF
+            if delta < 3000:
+                if seq < self._max_seq:
+                    self._cycles += 0x10000
+                self._max_seq = seq
+        codec = self.codec
+        if codec is None:
+            return
+        now = time.monotonic()
+        # A.8: interarrival jitter, in timestamp units
+        transit = now * codec.clock_rate - ts
+        if self._transit:
+            d = abs(transit - self._transit)
+            if d < 1e6:
+                self._jitter += (d - self._jitter) / 16.0
+        self._transit = transit
+        peer = self.peer
+        if pt == codec.payload_type:
+            if self.on_audio is not None:
+                self.on_audio(self, data)
+            if peer is None or peer.remote is None or peer.codec is None:
+                return
+            out_pt = peer.codec.payload_type
+            if self._transcoder is not None:
+                start = _payload_start(data)
+                if start < 0:
+                    return
+                data = data[:12] + self._transcoder.convert(data[start:])
+                data = bytes([0x80, b1]) + data[2:]  # no CSRC/extension/padding after conversion
+        elif pt == codec.dtmf_payload_type:
+            if len(data) >= 16 and data[13] & 0x80 and ts != self._last_event_ts:
+                self._last_event_ts = ts  # the first end packet of an event (RFC 4733 §2.5.1.4)
+                digit = EVENT_DIGITS[data[12]] if data[12] < 16 else None
+                if digit is not None and self.on_dtmf is not None:
+                    self.on_dtmf(self, digit)
+            if peer is None or peer.remote is None or peer.codec is None:
+                return
+            if peer.codec.dtmf_payload_type is None:
+                return  # the other phone takes no RFC 4733 events
+            out_pt = peer.codec.dtmf_payload_type
+        else:
+            return  # comfort noise and anything not negotiated: not relayed
+        peer._send(data, b1 & 0x80, out_pt, seq, ts, ssrc, now)
+
+    def _send(self, data: bytes, marker: int, pt: int, seq: int, ts: int, ssrc: int,
+              now: float) -> None:  # fmt: skip
+        """Send a relayed packet in this leg's own stream (SSRC, sequence, timestamp)."""
+        if ssrc != self._src_ssrc:
+            # A new source (first packet, re-INVITE, transfer): continue our stream from where
+            # it was, with the timestamp advanced by the time since our last packet.
+            self._src_ssrc = ssrc
+            elapsed = int((now - self._out_time) * 8000) if self._out_time else 0
+            self._seq_off = (self._out_seq + 1 - seq) & 0xFFFF
+            self._ts_off = (self._out_ts + max(elapsed, 160) - ts) & 0xFFFFFFFF
+            marker = 0x80
+        out_seq = (seq + self._seq_off) & 0xFFFF
+        out_ts = (ts + self._ts_off) & 0xFFFFFFFF
+        self._out_seq, self._out_ts, self._out_time = out_seq, out_ts, now
+        packet = _HEAD.pack(data[0], marker | pt, out_seq, out_ts, self.ssrc) + data[12:]
+        assert self.transport is not None and self.remote is not None
+        self.transport.sendto(packet, self.remote)
+        self.tx_packets += 1
+        self.tx_octets += len(packet)
+
+    def send_dtmf(self, digit: str, duration_ms: int = 160) -> None:
+        """Send one RFC 4733 event in this leg's stream (for DTMF that came by SIP INFO)."""
+        codec = self.codec
+        if codec is None or codec.dtmf_payload_type is None or self.remote is None:
+            return
+        assert self.transport is not None
+        event = EVENT_DIGITS.index(digit)
+        now = time.monotonic()
+        start_ts = (self._out_ts + 160) & 0xFFFFFFFF
+        steps = max(duration_ms // 20, 1)
+        packets = []
+        for i in range(1, steps + 1):
+            end = i == steps
+            ev = TelephoneEvent(event=event, end=end, volume=10, duration=160 * i)
+            for _ in range(3 if end else 1):  # §2.5.1.4: the end packet three times
+                packets.append((i == 1, bytes(ev)))
+        for first, payload in packets:
+            self._out_seq = (self._out_seq + 1) & 0xFFFF
+            self._seq_off = (self._seq_off + 1) & 0xFFFF  # relayed packets make room
+            head = _HEAD.pack(0x80, (0x80 if first else 0) | codec.dtmf_payload_type,
+                              self._out_seq, start_ts, self.ssrc)  # fmt: skip
+            self.transport.sendto(head + payload, self.remote)
+            self.tx_packets += 1
+        self._out_ts = (start_ts + 160 * steps) & 0xFFFFFFFF
+        self._ts_off = (self._ts_off + 160 * (steps + 1)) & 0xFFFFFFFF
+        self._out_time = now
+
+    def rtcp_received(self, data: bytes, addr: Address) -> None:
+        if self.remote is not None and addr[0] != self.remote[0]:
+            return
+        try:
+            packets = rtcp.parse_compound(data)
+        except rtcp.RtcpError:
+            return
+        for packet in packets:
+            for block in getattr(packet, "reports", ()):
+                if block.ssrc == self.ssrc:
+                    self.remote_report = block
+
+    # -- statistics and reports -----------------------------------------------------------
+
+    @property
+    def expected(self) -> int:
+        if self._base_seq < 0:
+            return 0
+        return self._cycles + self._max_seq - self._base_seq + 1
+
+    def stats(self) -> LegStats:
+        clock = self.codec.clock_rate if self.codec else 8000
+        report = self.remote_report
+        return LegStats(
+            packets=self.rx_packets,
+            octets=self.rx_octets,
+            lost=max(self.expected - self.rx_packets, 0),
+            jitter_ms=round(self._jitter * 1000 / clock, 2),
+            sent_packets=self.tx_packets,
+            remote_lost=report.cumulative_lost if report else None,
+            remote_jitter_ms=round(report.jitter * 1000 / clock, 2) if report else None,
+        )
+
+    def send_report(self) -> None:
+        """An RTCP sender report (with a report block on what we received) to the phone."""
+        if self.remote_rtcp is None or self.rtcp.transport is None or self.closed:
+            return
+        now = time.time() + NTP_EPOCH
+        ntp = (int(now) << 32) | int((now % 1) * (1 << 32))
+        block = None
+        if self._base_seq >= 0:
+            expected = self.expected
+            # A.3: the fraction lost since the previous report
+            interval_expected = expected - self._expected_prior
+            interval_lost = interval_expected - (self.rx_packets - self._received_prior)
+            self._expected_prior, self._received_prior = expected, self.rx_packets
+            fraction = 0
+            if interval_expected > 0 and interval_lost > 0:
+                fraction = min((interval_lost << 8) // interval_expected, 255)
+            block = rtcp.ReportBlock(
+                ssrc=self._in_ssrc,
+                fraction_lost=fraction,
+                cumulative_lost=max(min(expected - self.rx_packets, 0x7FFFFF), -0x800000),
+                highest_seq=(self._cycles + self._max_seq) & 0xFFFFFFFF,
+                jitter=int(self._jitter),
+                lsr=0,
+                dlsr=0,
+            )
+        packet = rtcp.build_sr(self.ssrc, ntp, self._out_ts, self.tx_packets, self.tx_octets, block)
+        self.rtcp.transport.sendto(packet, self.remote_rtcp)
+
+    # -- end --------------------------------------------------------------------------------
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.disconnect()
+        if self.transport is not None:
+            self.transport.close()
+        if self.rtcp.transport is not None:
+            self.rtcp.transport.close()
+        self.engine._release(self)
+
+
+def _payload_start(data: bytes) -> int:
+    """Where the payload of an RTP packet starts (after CSRCs and extension), or -1."""
+    start = 12 + 4 * (data[0] & 0x0F)
+    if data[0] & 0x10:
+        if len(data) < start + 4:
+            return -1
+        start += 4 + 4 * int.from_bytes(data[start + 2 : start + 4], "big")
+    return start if start <= len(data) else -1
+
+
+def _returning(protocol: asyncio.DatagramProtocol) -> Callable[[], asyncio.DatagramProtocol]:
+    return lambda: protocol
+
+
+class MediaEngine:
+    """Owns the RTP port range and every open leg, and sends RTCP reports for them."""
+
+    REPORT_INTERVAL = 5.0
+
+    def __init__(self, host: str, port_min: int = 10000, port_max: int = 20000) -> None:
+        if port_min % 2:
+            port_min += 1
+        if port_max - port_min < 2:
+            raise MediaError(f"RTP port range {port_min}-{port_max} holds no port pair")
+        self.host = host
+        self.port_min, self.port_max = port_min, port_max
+        self._free: collections.deque[int] = collections.deque(range(port_min, port_max - 1, 2))
+        self.legs: dict[int, MediaLeg] = {}
+        self._reporter: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._reporter = asyncio.get_running_loop().create_task(self._report())
+
+    async def open_leg(self) -> MediaLeg:
+        """A new leg on the next free even port (its RTCP on the odd one above)."""
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        for _ in range(len(self._free)):
+            port = self._free.popleft()
+            leg = MediaLeg(self, port)
+            try:
+                await loop.create_datagram_endpoint(
+                    _returning(leg), local_addr=(self.host, port), family=family
+                )
+            except OSError:
+                self._free.append(port)
+                continue
+            try:
+                await loop.create_datagram_endpoint(
+                    _returning(leg.rtcp), local_addr=(self.host, port + 1), family=family
+                )
+            except OSError:
+                assert leg.transport is not None
+                leg.transport.close()
+                self._free.append(port)
+                continue
+            self.legs[port] = leg
+            return leg
+        raise MediaError(f"no free RTP port pair in {self.port_min}-{self.port_max}")
+
+    def _release(self, leg: MediaLeg) -> None:
+        if self.legs.pop(leg.port, None) is leg:
+            self._free.append(leg.port)  # to the back: a late packet meets no new call
+
+    async def _report(self) -> None:
+        while True:
+            await asyncio.sleep(self.REPORT_INTERVAL)
+            for leg in list(self.legs.values()):
+                if leg.tx_packets:
+                    leg.send_report()
+
+    def close(self) -> None:
+        if self._reporter is not None:
+            self._reporter.cancel()
+        for leg in list(self.legs.values()):
+            leg.close()

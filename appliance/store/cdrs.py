@@ -1,0 +1,98 @@
+"""Call detail records: one row per call attempt, written by the core when the call ends."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sqlite_utils
+
+DISPOSITIONS = ("answered", "busy", "no-answer", "failed", "cancelled")
+
+
+@dataclass(slots=True)
+class Cdr:
+    """One call attempt. Times are Unix seconds; `rtp_*` are per-leg statistics as dicts."""
+
+    id: str
+    started_at: float
+    ended_at: float
+    caller: str
+    dialled: str
+    disposition: str
+    hangup_side: str
+    """"caller", "callee" or "system" (the box: timeouts, errors, transfers)."""
+    hangup_cause: str
+    caller_name: str = ""
+    answered_at: float | None = None
+    answered_by: str | None = None
+    codec_caller: str | None = None
+    codec_callee: str | None = None
+    rtp_caller: dict[str, Any] | None = None
+    rtp_callee: dict[str, Any] | None = None
+
+    @property
+    def duration(self) -> float:
+        return round(self.ended_at - self.started_at, 3)
+
+    @property
+    def billsec(self) -> float:
+        if self.answered_at is None:
+            return 0.0
+        return round(self.ended_at - self.answered_at, 3)
+
+    def row(self) -> dict[str, Any]:
+        row = asdict(self)
+        row["duration"], row["billsec"] = self.duration, self.billsec
+        for key in ("rtp_caller", "rtp_callee"):
+            row[key] = json.dumps(row[key]) if row[key] is not None else None
+        return row
+
+
+COLUMNS = (
+    "id, started_at, answered_at, ended_at, caller, caller_name, dialled, answered_by,"
+    " disposition, duration, billsec, hangup_side, hangup_cause, codec_caller, codec_callee,"
+    " rtp_caller, rtp_callee"
+)
+
+
+def write(db: sqlite_utils.Database, records: list[Cdr]) -> None:
+    """Insert records in one transaction."""
+    if not records:
+        return
+    if any(r.disposition not in DISPOSITIONS for r in records):
+        raise ValueError("unknown CDR disposition")
+    names = COLUMNS.split(", ")
+    sql = f"INSERT INTO cdrs ({COLUMNS}) VALUES ({', '.join('?' * len(names))})"
+    conn = db.conn
+    with conn:
+        conn.executemany(sql, [[r.row()[n.strip()] for n in names] for r in records])
+
+
+def recent(db: sqlite_utils.Database, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest records first, with RTP statistics decoded."""
+    cursor = db.conn.execute(
+        f"SELECT {COLUMNS} FROM cdrs ORDER BY started_at DESC LIMIT ?", [limit]
+    )
+    names = [d[0] for d in cursor.description]
+    out = []
+    for values in cursor.fetchall():
+        row = dict(zip(names, values, strict=True))
+        for key in ("rtp_caller", "rtp_callee"):
+            if row[key] is not None:
+                row[key] = json.loads(row[key])
+        out.append(row)
+    return out
+
+
+def get(db: sqlite_utils.Database, call_id: str) -> dict[str, Any] | None:
+    cursor = db.conn.execute(f"SELECT {COLUMNS} FROM cdrs WHERE id = ?", [call_id])
+    values = cursor.fetchone()
+    if values is None:
+        return None
+    row = dict(zip([d[0] for d in cursor.description], values, strict=True))
+    for key in ("rtp_caller", "rtp_callee"):
+        if row[key] is not None:
+            row[key] = json.loads(row[key])
+    return row
