@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from appliance import __version__, control
 from appliance.pbx.core import CoreError, CoreOptions, registration_rows, run_core
@@ -120,7 +121,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     except control.ControlError as exc:
         print(f"core: not running ({exc}); registrations as stored:")
         rows = registration_rows(open_db(args.data))
-        calls: list[object] = []
+        calls: list[dict[str, Any]] = []
     else:
         print(f"core: running, SIP {status['sip']}, up {status['uptime']} s")
         rows = status["registrations"]
@@ -130,6 +131,11 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  {r['aor']:>6}  {r['contact']}  via {r['source']}  "
               f"expires in {r['expires_in']} s  {r['user_agent']}")  # fmt: skip
     print(f"calls: {len(calls)}")
+    for c in calls:
+        callee = c["answered_by"] or c["dialled"]
+        codecs = "/".join(x or "-" for x in c["codecs"])
+        print(f"  {c['id'][:8]}  {c['caller']:>6} -> {callee:<6}  {c['state']:<8}  "
+              f"{c['duration']:>7.1f} s  {codecs}")  # fmt: skip
     return 0
 
 

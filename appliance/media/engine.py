@@ -439,6 +439,11 @@ class MediaEngine:
             return leg
         raise MediaError(f"no free RTP port pair in {self.port_min}-{self.port_max}")
 
+    @property
+    def free_ports(self) -> int:
+        """RTP port pairs not in use."""
+        return len(self._free)
+
     def _release(self, leg: MediaLeg) -> None:
         if self.legs.pop(leg.port, None) is leg:
             self._free.append(leg.port)  # to the back: a late packet meets no new call
