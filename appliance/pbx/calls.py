@@ -83,7 +83,10 @@ def _offered_codecs(media: sdp.Media) -> tuple[list[Codec], int | None]:
         if not fmt.isdigit():
             continue
         pt = int(fmt)
-        rtpmap = media.rtpmap(pt)
+        try:
+            rtpmap = media.rtpmap(pt)
+        except sdp.SdpError:
+            continue  # a malformed a=rtpmap: that format is unusable, the rest may do
         if rtpmap is None:
             continue
         name = rtpmap.encoding.upper()
@@ -97,8 +100,11 @@ def _offered_codecs(media: sdp.Media) -> tuple[list[Codec], int | None]:
     return codecs, dtmf
 
 
-def _reply_direction(offered: str) -> str:
-    return {"sendonly": "recvonly", "recvonly": "sendonly"}.get(offered, offered)
+def _rtcp_port(media: sdp.Media) -> int | None:
+    try:
+        return media.rtcp_port
+    except sdp.SdpError:
+        return None  # a malformed a=rtcp: RTCP goes to the port above RTP, as by default
 
 
 def _number_of(value: str | None) -> str:
@@ -160,7 +166,7 @@ class Leg:
         address = desc.address(media)
         if address is None:
             raise CallError(488, "Not Acceptable Here (no connection address)")
-        self.media.set_remote(address, media.port, media.rtcp_port)
+        self.media.set_remote(address, media.port, _rtcp_port(media))
         self.remote_direction = desc.direction(media)
         self.remote_version = desc.origin.session_version
         return media
@@ -665,7 +671,7 @@ class CallEngine:
         address = desc.address(media)
         if address is None:
             raise CallError(488)
-        b_media.set_remote(address, media.port, media.rtcp_port)
+        b_media.set_remote(address, media.port, _rtcp_port(media))
         b_media.set_codec(b_codec)
         a = call.a
         if a.codec is None:
@@ -674,7 +680,7 @@ class CallEngine:
             a.codec = same[0] if same else a.offered[0]
             a.media.set_codec(a.codec)
             a.media.connect(b_media)
-            call.early_sdp = a.our_sdp([a.codec], _reply_direction(a.remote_direction))
+            call.early_sdp = a.our_sdp([a.codec], sdp.answer_direction(a.remote_direction))
 
     def _fork_answered(self, fork: Fork, resp: Response) -> None:
         call = fork.call
@@ -735,7 +741,7 @@ class CallEngine:
         body = call.early_sdp
         if body is None:
             assert a.codec is not None
-            body = a.our_sdp([a.codec], _reply_direction(a.remote_direction))
+            body = a.our_sdp([a.codec], sdp.answer_direction(a.remote_direction))
         headers: list[tuple[str, str]] = [
             ("Allow", ALLOW), ("Supported", ", ".join(SUPPORTED)), ("Server", SERVER),
             ("Content-Type", "application/sdp"),
@@ -973,7 +979,7 @@ class CallEngine:
             leg.media.set_codec(leg.codec)
         wanted = leg.remote_direction
         if peer.direction == wanted:
-            self._answer_reoffer(leg, req, txn, _reply_direction(wanted))
+            self._answer_reoffer(leg, req, txn, sdp.answer_direction(wanted))
             return
 
         def answered(resp: Response) -> None:

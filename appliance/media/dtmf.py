@@ -1,0 +1,253 @@
+"""DTMF: RFC 4733 telephone-event payloads, and in-band tones (ITU-T Q.23) generated and
+detected in 16-bit PCM, with the detector's checks in the manner of ITU-T Q.24.
+
+numpy is imported only when an `InbandDtmfDetector` is made: the core process imports this
+module for RFC 4733 events and must not pay numpy's memory unless it listens for tones.
+"""
+
+from __future__ import annotations
+
+import array
+import math
+import struct
+import sys
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
+    import numpy.typing as npt
+
+__all__ = [
+    "EVENT_DIGITS",
+    "DtmfError",
+    "InbandDtmfDetector",
+    "TelephoneEvent",
+    "digit_of",
+    "dtmf_tone",
+    "event_of",
+]
+
+EVENT_DIGITS = "0123456789*#ABCD"
+"""The DTMF digit of RFC 4733 events 0-15 (§3.2), by index."""
+
+ROW_HZ = (697, 770, 852, 941)
+COLUMN_HZ = (1209, 1336, 1477, 1633)
+KEYPAD = ("123A", "456B", "789C", "*0#D")
+"""The key at each row (low group) and column (high group) frequency (ITU-T Q.23)."""
+
+_EVENT = struct.Struct("!BBH")
+
+
+class DtmfError(ValueError):
+    """A telephone-event payload of the wrong size or with fields out of range, or a character
+    that is not a DTMF digit. `str()` is the reason."""
+
+
+def digit_of(event: int) -> str | None:
+    """The digit of an RFC 4733 event code; None for the non-DTMF events (16 and up)."""
+    return EVENT_DIGITS[event] if 0 <= event < len(EVENT_DIGITS) else None
+
+
+def event_of(digit: str) -> int:
+    """The RFC 4733 event code of a DTMF digit (`0`-`9`, `*`, `#`, `A`-`D`, any case)."""
+    event = EVENT_DIGITS.find(digit.upper()) if len(digit) == 1 else -1
+    if event < 0:
+        raise DtmfError(f"not a DTMF digit: {digit!r}")
+    return event
+
+
+@dataclass(slots=True)
+class TelephoneEvent:
+    """An RFC 4733 §2.3 named-event payload: `volume` is the power level in -dBm0 (0-63),
+    `duration` in timestamp units since the event began. `reserved` is the R bit, which
+    receivers ignore; it is kept so that every payload prints back as it came."""
+
+    event: int
+    end: bool = False
+    volume: int = 10
+    duration: int = 0
+    reserved: bool = False
+
+    SIZE = 4
+
+    @classmethod
+    def parse(cls, data: bytes) -> TelephoneEvent:
+        if len(data) != cls.SIZE:
+            raise DtmfError(f"telephone-event payload is {len(data)} bytes, expected {cls.SIZE}")
+        event, flags, duration = _EVENT.unpack(data)
+        return cls(event, bool(flags & 0x80), flags & 0x3F, duration, bool(flags & 0x40))
+
+    def __bytes__(self) -> bytes:
+        if not 0 <= self.event <= 255:
+            raise DtmfError(f"telephone-event code {self.event} out of range 0-255")
+        if not 0 <= self.volume <= 63:
+            raise DtmfError(f"telephone-event volume {self.volume} out of range 0-63")
+        if not 0 <= self.duration <= 0xFFFF:
+            raise DtmfError(f"telephone-event duration {self.duration} out of range 0-65535")
+        flags = self.end << 7 | self.reserved << 6 | self.volume
+        return _EVENT.pack(self.event, flags, self.duration)
+
+    @property
+    def digit(self) -> str | None:
+        return digit_of(self.event)
+
+
+def _frequencies(digit: str) -> tuple[int, int]:
+    key = digit.upper() if len(digit) == 1 else ""
+    for row, keys in enumerate(KEYPAD):
+        column = keys.find(key) if key else -1
+        if column >= 0:
+            return ROW_HZ[row], COLUMN_HZ[column]
+    raise DtmfError(f"not a DTMF digit: {digit!r}")
+
+
+def dtmf_tone(digit: str, ms: int, sample_rate: int = 8000, amplitude: float = 0.3) -> bytes:
+    """`ms` milliseconds of `digit`'s two tones as 16-bit little-endian PCM. `amplitude` is the
+    peak of the sum as a fraction of full scale; each tone has half of it, the same level."""
+    low, high = _frequencies(digit)
+    peak = 32767 * amplitude / 2
+    step_low = 2 * math.pi * low / sample_rate
+    step_high = 2 * math.pi * high / sample_rate
+    samples = array.array(
+        "h",
+        (
+            round(peak * (math.sin(step_low * n) + math.sin(step_high * n)))
+            for n in range(sample_rate * ms // 1000)
+        ),
+    )
+    if sys.byteorder == "big":
+        samples.byteswap()
+    return samples.tobytes()
+
+
+# Detector parameters, for 8 kHz; the window and the hop scale with the sample rate.
+WINDOW_8K = 205
+"""Samples a frame is measured over (25.6 ms): 39 Hz bins, fine enough for 73 Hz apart rows."""
+HOP_8K = 40
+"""Frames start every 5 ms, so that tone and pause durations are measured to 5 ms."""
+MIN_TONE_MS = 40
+"""A tone counts once present this long (Q.24: accept tones of 40 ms)."""
+MIN_PAUSE_MS = 40
+"""The same digit counts again only after a pause this long (Q.24: 40 ms)."""
+MIN_LEVEL_DBFS = -45.0
+"""The weakest tone accepted: each of the two frequencies at least this peak level."""
+MAX_NORMAL_TWIST_DB = 8.0
+"""How much weaker the high-group tone may be than the low-group one."""
+MAX_REVERSE_TWIST_DB = 4.0
+"""How much stronger the high-group tone may be than the low-group one."""
+MIN_RELATIVE_PEAK_DB = 10.0
+"""How far each winning tone must stand above the other frequencies of its group."""
+MIN_TONE_SHARE = 0.75
+"""What part of the frame's power the two tones must carry: speech, music and noise spread
+theirs over many frequencies."""
+
+
+class InbandDtmfDetector:
+    """DTMF digits in a stream of 16-bit little-endian mono PCM, fed in chunks of any size.
+
+    Every 5 ms, a 25.6 ms frame is measured at the eight DTMF frequencies (the Goertzel single-
+    bin DFT, computed for all frames of a chunk as one numpy matrix product). A frame holds a
+    digit when the strongest row and column tones are both loud enough, within the twist limits,
+    well above the other tones of their group, and carry most of the frame's power. A digit is
+    reported once, in the chunk where it has lasted `MIN_TONE_MS`; the same digit is reported
+    again only after a pause of `MIN_PAUSE_MS`.
+    """
+
+    def __init__(self, sample_rate: int = 8000) -> None:
+        import numpy as np
+
+        self._np = np
+        self.sample_rate = sample_rate
+        self._window = round(WINDOW_8K * sample_rate / 8000)
+        self._hop = round(HOP_8K * sample_rate / 8000)
+        hop_ms = 1000 * self._hop / sample_rate
+        window_ms = 1000 * self._window / sample_rate
+        # A tone T ms long fills at least MIN_TONE_SHARE of about (T - window/2) / hop frames.
+        self._on_frames = max(1, math.floor((MIN_TONE_MS - window_ms / 2) / hop_ms) - 1)
+        self._off_frames = max(1, math.floor((MIN_PAUSE_MS + window_ms / 2) / hop_ms) - 1)
+        n = np.arange(self._window)
+        omegas = 2 * np.pi * np.array(ROW_HZ + COLUMN_HZ) / sample_rate
+        phase = np.outer(n, omegas)
+        self._basis: npt.NDArray[np.float64] = np.hstack((np.cos(phase), np.sin(phase)))
+        full_scale_peak = 32768 * 10 ** (MIN_LEVEL_DBFS / 20)
+        self._min_power = full_scale_peak**2 / 2
+        self._normal_twist = 10 ** (-MAX_NORMAL_TWIST_DB / 10)
+        self._reverse_twist = 10 ** (MAX_REVERSE_TWIST_DB / 10)
+        self._relative_peak = 10 ** (MIN_RELATIVE_PEAK_DB / 10)
+        self._pending: npt.NDArray[np.float64] = np.zeros(0)
+        self._odd = b""
+        self._candidate: str | None = None
+        self._run = 0
+        self._current: str | None = None  # the digit last reported, until a pause
+        self._gap = 0
+
+    def feed(self, pcm: bytes) -> list[str]:
+        """The digits that reached `MIN_TONE_MS` in this chunk of PCM."""
+        np = self._np
+        data = self._odd + pcm
+        whole = len(data) & ~1
+        self._odd = data[whole:]
+        samples = np.frombuffer(data[:whole], dtype="<i2").astype(np.float64)
+        buf = np.concatenate((self._pending, samples))
+        if len(buf) < self._window:
+            self._pending = buf
+            return []
+        frames = np.lib.stride_tricks.sliding_window_view(buf, self._window)[:: self._hop]
+        self._pending = buf[len(frames) * self._hop :]
+        digits = []
+        for digit in self._classify(frames):
+            found = self._step(digit)
+            if found is not None:
+                digits.append(found)
+        return digits
+
+    def _classify(self, frames: npt.NDArray[np.float64]) -> list[str | None]:
+        """The digit each frame holds, or None."""
+        np = self._np
+        bins = frames @ self._basis
+        size = self._window
+        # Mean-square power of each tone: a sine of peak A gives A**2 / 2.
+        power = (bins[:, :8] ** 2 + bins[:, 8:] ** 2) * (2 / size**2)
+        total = np.einsum("ij,ij->i", frames, frames) / size
+        low_group = np.sort(power[:, :4], axis=1)
+        high_group = np.sort(power[:, 4:], axis=1)
+        low, high = low_group[:, -1], high_group[:, -1]
+        found = (
+            (low >= self._min_power)
+            & (high >= self._min_power)
+            & (high >= low * self._normal_twist)
+            & (high <= low * self._reverse_twist)
+            & (low + high >= MIN_TONE_SHARE * total)
+            & (low >= low_group[:, -2] * self._relative_peak)
+            & (high >= high_group[:, -2] * self._relative_peak)
+        )
+        rows = np.argmax(power[:, :4], axis=1)
+        columns = np.argmax(power[:, 4:], axis=1)
+        return [
+            KEYPAD[row][column] if ok else None
+            for ok, row, column in zip(found.tolist(), rows.tolist(), columns.tolist(), strict=True)
+        ]
+
+    def _step(self, digit: str | None) -> str | None:
+        """Advance the tone/pause state by one frame; the digit to report, if any."""
+        if digit is not None and digit == self._current:
+            self._gap = 0  # the tone goes on (or came back before a full pause)
+            self._candidate, self._run = None, 0
+            return None
+        if self._current is not None:
+            self._gap += 1
+            if self._gap >= self._off_frames:
+                self._current = None
+        if digit is None:
+            self._candidate, self._run = None, 0
+            return None
+        if digit == self._candidate:
+            self._run += 1
+        else:
+            self._candidate, self._run = digit, 1
+        if self._run < self._on_frames:
+            return None
+        self._current, self._gap = digit, 0
+        self._candidate, self._run = None, 0
+        return digit
