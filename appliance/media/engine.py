@@ -26,8 +26,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from appliance.media import rtcp
-from appliance.media.codecs import Transcoder
-from appliance.media.dtmf import EVENT_DIGITS, TelephoneEvent
+from appliance.media.codecs import CODECS, Transcoder, make_decoder
+from appliance.media.dtmf import EVENT_DIGITS, InbandDtmfDetector, TelephoneEvent
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +184,23 @@ class MediaLeg(asyncio.DatagramProtocol):
             self.codec.name, peer.codec.name,
         ):  # fmt: skip
             self._transcoder = Transcoder(self.codec.name, peer.codec.name)
+
+    def detect_inband_dtmf(self) -> None:
+        """Decode what this leg's phone sends and report DTMF tones in it through `on_dtmf`
+        (for phones that send DTMF as audio). Costs a decode per packet: only when asked."""
+        if self.codec is None:
+            raise MediaError("no codec negotiated yet")
+        decoder = make_decoder(self.codec.name)
+        detector = InbandDtmfDetector(CODECS[self.codec.name].sample_rate)
+
+        def listen(leg: MediaLeg, packet: bytes) -> None:
+            start = _payload_start(packet)
+            if start < 0 or leg.on_dtmf is None:
+                return
+            for digit in detector.feed(decoder.decode(packet[start:])):
+                leg.on_dtmf(leg, digit)
+
+        self.on_audio = listen
 
     @property
     def transcoding(self) -> bool:

@@ -140,6 +140,7 @@ class Leg:
         self.invite: ClientTransaction | None = None  # our pending re-INVITE to this phone
         self.reliable: Reliable | None = None  # our 2xx to its INVITE, until the ACK
         self.ack_cseq = 0
+        self.refresh: asyncio.TimerHandle | None = None  # RFC 4028, when we are the refresher
         self.ended = False
 
     def our_sdp(self, codecs: list[Codec], direction: str | None = None) -> bytes:
@@ -200,6 +201,8 @@ class Leg:
         self.ended = True
         if self.reliable is not None:
             self.reliable.stop()
+        if self.refresh is not None:
+            self.refresh.cancel()
         if self.dialog is not None:
             self.engine.dialogs.pop(self.dialog.id, None)
         self.media.close()
@@ -674,13 +677,16 @@ class CallEngine:
         b_media.set_remote(address, media.port, _rtcp_port(media))
         b_media.set_codec(b_codec)
         a = call.a
+        if call.invite is None:
+            return  # a transfer's new leg: joined to the transferee when it answers
         if a.codec is None:
             # The caller's codec: the callee's if the caller offered it, so media is relayed.
             same = [c for c in a.offered if c.name == b_codec.name]
             a.codec = same[0] if same else a.offered[0]
             a.media.set_codec(a.codec)
-            a.media.connect(b_media)
             call.early_sdp = a.our_sdp([a.codec], sdp.answer_direction(a.remote_direction))
+        if a.media.peer is not b_media:
+            a.media.connect(b_media)
 
     def _fork_answered(self, fork: Fork, resp: Response) -> None:
         call = fork.call
@@ -751,6 +757,8 @@ class CallEngine:
             headers.append(("Session-Expires", f"{interval};refresher={refresher}"))
             if "timer" in [s.lower() for s in req.get_all("supported")]:
                 headers.append(("Require", "timer"))
+            if refresher == "uas":
+                self._schedule_refresh(a, interval)
         resp = a.dialog.response(req, 200, None, headers, body)
         txn.respond(resp)
         self.pending.pop(txn.key, None)
@@ -959,10 +967,20 @@ class CallEngine:
             except CallError as exc:
                 txn.respond(leg.dialog.response(req, exc.status, exc.reason))
                 return
-        changed = desc is not None and desc.origin.session_version != leg.remote_version
-        if desc is None or not changed or peer is None or peer.dialog is None:
+        if leg.codec is None:
+            # Our answer to the first offer is not out yet (RFC 3311 §5.2).
             if desc is not None:
-                leg.take_remote(desc)
+                retry = [("Retry-After", "1")]
+                txn.respond(leg.dialog.response(req, 500, "Server Internal Error (offer pending)",
+                                                retry))  # fmt: skip
+            else:
+                txn.respond(leg.dialog.response(req, 200, headers=self._timer_headers(req)))
+            return
+        if desc is None and req.method == "UPDATE":
+            txn.respond(leg.dialog.response(req, 200, headers=self._timer_headers(req)))
+            return
+        changed = desc is not None and desc.origin.session_version != leg.remote_version
+        if desc is None or not changed:
             self._answer_reoffer(leg, req, txn, leg.direction)  # a refresh: nothing to tell
             return
         offered, _ = _offered_codecs(media)
@@ -971,13 +989,14 @@ class CallEngine:
             return
         leg.take_remote(desc)
         leg.offered = offered
-        if leg.codec is None or all(c.name != leg.codec.name for c in offered):
-            leg.codec = offered[0]  # a codec change: the engine transcodes if the peer differs
-            leg.media.set_codec(leg.codec)
-        else:
-            leg.codec = next(c for c in offered if c.name == leg.codec.name)
-            leg.media.set_codec(leg.codec)
+        current = [c for c in offered if c.name == leg.codec.name]
+        # The same codec if still offered, else a codec change: then the engine transcodes.
+        leg.codec = current[0] if current else offered[0]
+        leg.media.set_codec(leg.codec)
         wanted = leg.remote_direction
+        if peer is None or peer.dialog is None:
+            self._answer_reoffer(leg, req, txn, sdp.answer_direction(wanted))
+            return
         if peer.direction == wanted:
             self._answer_reoffer(leg, req, txn, sdp.answer_direction(wanted))
             return
@@ -999,10 +1018,7 @@ class CallEngine:
         assert leg.dialog is not None and leg.codec is not None
         body = leg.our_sdp([leg.codec], direction)
         headers = [("Content-Type", "application/sdp"), ("Allow", ALLOW)]
-        expires = req.int_header("Session-Expires")
-        if expires is not None:
-            refresher = "uas" if "refresher=uas" in (req.get("Session-Expires") or "") else "uac"
-            headers.append(("Session-Expires", f"{max(expires, MIN_SE)};refresher={refresher}"))
+        headers += self._timer_headers(req)
         resp = leg.dialog.response(req, 200, None, headers, body)
         txn.respond(resp)
         if req.method == "INVITE":
@@ -1013,8 +1029,34 @@ class CallEngine:
                 self.endpoint.send, bytes(resp), txn.dest, self.endpoint.transactions.timers
             )
 
+    def _schedule_refresh(self, leg: Leg, interval: int) -> None:
+        """RFC 4028 §10: as the refresher, re-INVITE at half the session interval."""
+        loop = asyncio.get_running_loop()
+        leg.refresh = loop.call_later(interval / 2, self._refresh, leg, interval)
+
+    def _refresh(self, leg: Leg, interval: int) -> None:
+        if leg.ended or leg.dialog is None:
+            return
+        if leg.invite is None:
+            expires = [("Session-Expires", f"{interval};refresher=uas")]
+            self._reinvite(leg, leg.direction, headers=expires)
+        self._schedule_refresh(leg, interval)
+
+    @staticmethod
+    def _timer_headers(req: Request) -> list[tuple[str, str]]:
+        """RFC 4028 §9: a refresh request's Session-Expires, echoed in the 2xx."""
+        expires = req.int_header("Session-Expires")
+        if expires is None:
+            return []
+        refresher = "uas" if "refresher=uas" in (req.get("Session-Expires") or "") else "uac"
+        return [("Session-Expires", f"{max(expires, MIN_SE)};refresher={refresher}")]
+
     def _reinvite(
-        self, leg: Leg, direction: str, done: Callable[[Response], None] | None = None
+        self,
+        leg: Leg,
+        direction: str,
+        done: Callable[[Response], None] | None = None,
+        headers: list[tuple[str, str]] | None = None,
     ) -> None:
         """Send our new offer to a phone: its current codec first, the direction asked."""
         if leg.dialog is None or leg.ended:
@@ -1047,7 +1089,7 @@ class CallEngine:
             if done is not None:
                 done(resp)
 
-        leg.invite = leg.send("INVITE", [("Allow", ALLOW)], body, response)
+        leg.invite = leg.send("INVITE", [("Allow", ALLOW), *(headers or [])], body, response)
         cseq = leg.dialog.local_seq
 
     # -- transfers (RFC 3515 REFER, RFC 3891 Replaces) -------------------------------------------

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from appliance.media import rtcp
-from appliance.media.dtmf import TelephoneEvent
+from appliance.media.dtmf import TelephoneEvent, dtmf_tone
 from appliance.media.engine import Codec, MediaEngine, MediaError, MediaLeg
 
 with warnings.catch_warnings():
@@ -291,3 +291,17 @@ async def test_a_busy_port_is_skipped() -> None:
 def test_a_range_without_a_pair_is_refused() -> None:
     with pytest.raises(MediaError, match="holds no port pair"):
         MediaEngine(HOST, 5000, 5001)
+
+
+@with_engine
+async def test_inband_dtmf_is_detected_when_asked(engine: MediaEngine) -> None:
+    a, _b, pa, pb = await pair(engine, Codec("PCMU", 0), Codec("PCMU", 0))
+    digits: list[str] = []
+    a.on_dtmf = lambda _leg, digit: digits.append(digit)
+    a.detect_inband_dtmf()
+    audio = dtmf_tone("4", 100) + bytes(800) + dtmf_tone("2", 100) + bytes(800)
+    ulaw = audioop.lin2ulaw(audio, 2)
+    for i in range(len(ulaw) // 160):
+        pa.send(rtp(i, 160 * i, 0x1, ulaw[160 * i : 160 * (i + 1)]), a.port)
+        await pb.next()  # relayed as ever, and listened to on the way
+    assert digits == ["4", "2"]
