@@ -170,8 +170,12 @@ class InbandDtmfDetector:
         omegas = 2 * np.pi * np.array(ROW_HZ + COLUMN_HZ) / sample_rate
         phase = np.outer(n, omegas)
         self._basis: npt.NDArray[np.float64] = np.hstack((np.cos(phase), np.sin(phase)))
-        full_scale_peak = 32768 * 10 ** (MIN_LEVEL_DBFS / 20)
-        self._min_power = full_scale_peak**2 / 2
+        # A sine of peak A over N samples gives |X|**2 = (A * N / 2)**2 in its bin and a sum of
+        # squares of A**2 * N / 2; the thresholds are scaled to these raw measures.
+        size = self._window
+        min_peak = 32768 * 10 ** (MIN_LEVEL_DBFS / 20)
+        self._min_bin = (min_peak * size / 2) ** 2
+        self._share = MIN_TONE_SHARE * size / 2
         self._normal_twist = 10 ** (-MAX_NORMAL_TWIST_DB / 10)
         self._reverse_twist = 10 ** (MAX_REVERSE_TWIST_DB / 10)
         self._relative_peak = 10 ** (MIN_RELATIVE_PEAK_DB / 10)
@@ -185,18 +189,22 @@ class InbandDtmfDetector:
     def feed(self, pcm: bytes) -> list[str]:
         """The digits that reached `MIN_TONE_MS` in this chunk of PCM."""
         np = self._np
-        data = self._odd + pcm
-        whole = len(data) & ~1
-        self._odd = data[whole:]
-        samples = np.frombuffer(data[:whole], dtype="<i2").astype(np.float64)
-        buf = np.concatenate((self._pending, samples))
-        if len(buf) < self._window:
+        data = self._odd + pcm if self._odd else pcm
+        count = len(data) // 2
+        self._odd = data[2 * count :]
+        pending = self._pending
+        buf = np.empty(len(pending) + count)
+        buf[: len(pending)] = pending
+        buf[len(pending) :] = np.frombuffer(data, dtype="<i2", count=count)
+        frames = (len(buf) - self._window) // self._hop + 1
+        if frames <= 0:
             self._pending = buf
             return []
-        frames = np.lib.stride_tricks.sliding_window_view(buf, self._window)[:: self._hop]
-        self._pending = buf[len(frames) * self._hop :]
+        # Frame k is buf[k * hop : k * hop + window]: a strided view, nothing copied.
+        view = np.ndarray((frames, self._window), buffer=buf, strides=(8 * self._hop, 8))
+        self._pending = buf[frames * self._hop :]
         digits = []
-        for digit in self._classify(frames):
+        for digit in self._classify(view):
             found = self._step(digit)
             if found is not None:
                 digits.append(found)
@@ -204,30 +212,27 @@ class InbandDtmfDetector:
 
     def _classify(self, frames: npt.NDArray[np.float64]) -> list[str | None]:
         """The digit each frame holds, or None."""
-        np = self._np
         bins = frames @ self._basis
-        size = self._window
-        # Mean-square power of each tone: a sine of peak A gives A**2 / 2.
-        power = (bins[:, :8] ** 2 + bins[:, 8:] ** 2) * (2 / size**2)
-        total = np.einsum("ij,ij->i", frames, frames) / size
-        low_group = np.sort(power[:, :4], axis=1)
-        high_group = np.sort(power[:, 4:], axis=1)
-        low, high = low_group[:, -1], high_group[:, -1]
-        found = (
-            (low >= self._min_power)
-            & (high >= self._min_power)
-            & (high >= low * self._normal_twist)
-            & (high <= low * self._reverse_twist)
-            & (low + high >= MIN_TONE_SHARE * total)
-            & (low >= low_group[:, -2] * self._relative_peak)
-            & (high >= high_group[:, -2] * self._relative_peak)
-        )
-        rows = np.argmax(power[:, :4], axis=1)
-        columns = np.argmax(power[:, 4:], axis=1)
-        return [
-            KEYPAD[row][column] if ok else None
-            for ok, row, column in zip(found.tolist(), rows.tolist(), columns.tolist(), strict=True)
-        ]
+        squares = bins * bins
+        powers = (squares[:, :8] + squares[:, 8:]).tolist()
+        totals = self._np.einsum("ij,ij->i", frames, frames).tolist()
+        return [self._digit(power, total) for power, total in zip(powers, totals, strict=True)]
+
+    def _digit(self, power: list[float], total: float) -> str | None:
+        """The digit of one frame from its eight bins' power and its sum of squares."""
+        rows, columns = power[:4], power[4:]
+        low, high = max(rows), max(columns)
+        if low < self._min_bin or high < self._min_bin:
+            return None  # too quiet
+        if not low * self._normal_twist <= high <= low * self._reverse_twist:
+            return None  # twist
+        if low + high < self._share * total:
+            return None  # the power is mostly elsewhere: speech, music, noise
+        row, column = rows.index(low), columns.index(high)
+        rows[row] = columns[column] = 0.0
+        if max(rows) * self._relative_peak > low or max(columns) * self._relative_peak > high:
+            return None  # another tone of the same group too close
+        return KEYPAD[row][column]
 
     def _step(self, digit: str | None) -> str | None:
         """Advance the tone/pause state by one frame; the digit to report, if any."""

@@ -66,31 +66,25 @@ class LegStats:
     remote_jitter_ms: float | None
 
 
-class _Rtcp(asyncio.DatagramProtocol):
-    __slots__ = ("leg", "transport")
+class MediaLeg:
+    """The box's end of one phone's RTP stream. Created by `MediaEngine.open_leg`.
 
-    def __init__(self, leg: MediaLeg) -> None:
-        self.leg = leg
-        self.transport: asyncio.DatagramTransport | None = None
+    Its sockets are plain non-blocking sockets watched with `loop.add_reader`: one readiness
+    event drains every queued packet, and a send is one `sendto` (a packet the kernel cannot
+    take is dropped, as a router would). This costs less per packet than asyncio's datagram
+    transports, and opening a leg needs no await."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    READ_BATCH = 64
+    """Packets read per readiness event at most, so one busy leg cannot starve the others."""
 
-    def datagram_received(self, data: bytes, addr: Address) -> None:
-        self.leg.rtcp_received(data, addr)
-
-    def error_received(self, exc: Exception) -> None:
-        logger.debug("RTCP socket error: %s", exc)
-
-
-class MediaLeg(asyncio.DatagramProtocol):
-    """The box's end of one phone's RTP stream. Created by `MediaEngine.open_leg`."""
-
-    def __init__(self, engine: MediaEngine, port: int) -> None:
+    def __init__(
+        self, engine: MediaEngine, port: int, sock: socket.socket, rtcp_sock: socket.socket
+    ) -> None:
         self.engine = engine
         self.port = port
-        self.transport: asyncio.DatagramTransport | None = None
-        self.rtcp = _Rtcp(self)
+        self.sock = sock
+        self.rtcp_sock = rtcp_sock
+        self.tx_errors = 0
         self.peer: MediaLeg | None = None
         self.remote: Address | None = None
         self.remote_rtcp: Address | None = None
@@ -127,11 +121,34 @@ class MediaLeg(asyncio.DatagramProtocol):
 
     # -- set-up ----------------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+    def _readable(self) -> None:
+        recvfrom, receive = self.sock.recvfrom, self.datagram_received
+        for _ in range(self.READ_BATCH):
+            try:
+                data, addr = recvfrom(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # e.g. an ICMP error reported on the socket
+                logger.debug("RTP port %d: %s", self.port, exc)
+                return
+            receive(data, addr)
 
-    def error_received(self, exc: Exception) -> None:
-        logger.debug("RTP socket error on port %d: %s", self.port, exc)
+    def _rtcp_readable(self) -> None:
+        for _ in range(self.READ_BATCH):
+            try:
+                data, addr = self.rtcp_sock.recvfrom(2048)
+            except OSError:
+                return
+            self.rtcp_received(data, addr)
+
+    def _sendto(self, packet: bytes, addr: Address) -> None:
+        try:
+            self.sock.sendto(packet, addr)
+        except OSError:
+            self.tx_errors += 1  # a full socket buffer or an unreachable phone: dropped
+            return
+        self.tx_packets += 1
+        self.tx_octets += len(packet)
 
     @property
     def address(self) -> Address:
@@ -289,17 +306,13 @@ class MediaLeg(asyncio.DatagramProtocol):
         out_ts = (ts + self._ts_off) & 0xFFFFFFFF
         self._out_seq, self._out_ts, self._out_time = out_seq, out_ts, now
         packet = _HEAD.pack(data[0], marker | pt, out_seq, out_ts, self.ssrc) + data[12:]
-        assert self.transport is not None and self.remote is not None
-        self.transport.sendto(packet, self.remote)
-        self.tx_packets += 1
-        self.tx_octets += len(packet)
+        self._sendto(packet, self.remote)  # type: ignore[arg-type]
 
     def send_dtmf(self, digit: str, duration_ms: int = 160) -> None:
         """Send one RFC 4733 event in this leg's stream (for DTMF that came by SIP INFO)."""
         codec = self.codec
         if codec is None or codec.dtmf_payload_type is None or self.remote is None:
             return
-        assert self.transport is not None
         event = EVENT_DIGITS.index(digit)
         now = time.monotonic()
         start_ts = (self._out_ts + 160) & 0xFFFFFFFF
@@ -315,8 +328,7 @@ class MediaLeg(asyncio.DatagramProtocol):
             self._seq_off = (self._seq_off + 1) & 0xFFFF  # relayed packets make room
             head = _HEAD.pack(0x80, (0x80 if first else 0) | codec.dtmf_payload_type,
                               self._out_seq, start_ts, self.ssrc)  # fmt: skip
-            self.transport.sendto(head + payload, self.remote)
-            self.tx_packets += 1
+            self._sendto(head + payload, self.remote)
         self._out_ts = (start_ts + 160 * steps) & 0xFFFFFFFF
         self._ts_off = (self._ts_off + 160 * (steps + 1)) & 0xFFFFFFFF
         self._out_time = now
@@ -356,7 +368,7 @@ class MediaLeg(asyncio.DatagramProtocol):
 
     def send_report(self) -> None:
         """An RTCP sender report (with a report block on what we received) to the phone."""
-        if self.remote_rtcp is None or self.rtcp.transport is None or self.closed:
+        if self.remote_rtcp is None or self.closed:
             return
         now = time.time() + NTP_EPOCH
         ntp = (int(now) << 32) | int((now % 1) * (1 << 32))
@@ -380,7 +392,10 @@ class MediaLeg(asyncio.DatagramProtocol):
                 dlsr=0,
             )
         packet = rtcp.build_sr(self.ssrc, ntp, self._out_ts, self.tx_packets, self.tx_octets, block)
-        self.rtcp.transport.sendto(packet, self.remote_rtcp)
+        try:
+            self.rtcp_sock.sendto(packet, self.remote_rtcp)
+        except OSError:
+            self.tx_errors += 1
 
     # -- end --------------------------------------------------------------------------------
 
@@ -389,10 +404,10 @@ class MediaLeg(asyncio.DatagramProtocol):
             return
         self.closed = True
         self.disconnect()
-        if self.transport is not None:
-            self.transport.close()
-        if self.rtcp.transport is not None:
-            self.rtcp.transport.close()
+        loop = self.engine.loop
+        for sock in (self.sock, self.rtcp_sock):
+            loop.remove_reader(sock.fileno())
+            sock.close()
         self.engine._release(self)
 
 
@@ -404,10 +419,6 @@ def _payload_start(data: bytes) -> int:
             return -1
         start += 4 + 4 * int.from_bytes(data[start + 2 : start + 4], "big")
     return start if start <= len(data) else -1
-
-
-def _returning(protocol: asyncio.DatagramProtocol) -> Callable[[], asyncio.DatagramProtocol]:
-    return lambda: protocol
 
 
 class MediaEngine:
@@ -425,33 +436,38 @@ class MediaEngine:
         self._free: collections.deque[int] = collections.deque(range(port_min, port_max - 1, 2))
         self.legs: dict[int, MediaLeg] = {}
         self._reporter: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     def start(self) -> None:
         self._reporter = asyncio.get_running_loop().create_task(self._report())
 
-    async def open_leg(self) -> MediaLeg:
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop
+
+    def open_leg(self) -> MediaLeg:
         """A new leg on the next free even port (its RTCP on the odd one above)."""
-        loop = asyncio.get_running_loop()
+        loop = self.loop
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         for _ in range(len(self._free)):
             port = self._free.popleft()
-            leg = MediaLeg(self, port)
+            socks: list[socket.socket] = []
             try:
-                await loop.create_datagram_endpoint(
-                    _returning(leg), local_addr=(self.host, port), family=family
-                )
+                for p in (port, port + 1):
+                    sock = socket.socket(family, socket.SOCK_DGRAM)
+                    socks.append(sock)
+                    sock.setblocking(False)
+                    sock.bind((self.host, p))
             except OSError:
-                self._free.append(port)
+                for sock in socks:
+                    sock.close()
+                self._free.append(port)  # in use by someone else: try it again later
                 continue
-            try:
-                await loop.create_datagram_endpoint(
-                    _returning(leg.rtcp), local_addr=(self.host, port + 1), family=family
-                )
-            except OSError:
-                assert leg.transport is not None
-                leg.transport.close()
-                self._free.append(port)
-                continue
+            leg = MediaLeg(self, port, socks[0], socks[1])
+            loop.add_reader(socks[0].fileno(), leg._readable)
+            loop.add_reader(socks[1].fileno(), leg._rtcp_readable)
             self.legs[port] = leg
             return leg
         raise MediaError(f"no free RTP port pair in {self.port_min}-{self.port_max}")

@@ -141,6 +141,7 @@ class Leg:
         self.reliable: Reliable | None = None  # our 2xx to its INVITE, until the ACK
         self.ack_cseq = 0
         self.refresh: asyncio.TimerHandle | None = None  # RFC 4028, when we are the refresher
+        self.transfer: Call | None = None  # a blind transfer calling for this leg
         self.ended = False
 
     def our_sdp(self, codecs: list[Codec], direction: str | None = None) -> bytes:
@@ -354,7 +355,6 @@ class CallEngine:
         self.calls: dict[str, Call] = {}
         self.dialogs: dict[DialogId, Leg] = {}
         self.pending: dict[tuple[str, ...], Call] = {}
-        self.tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.Task[None] | None = None
         for method in ("INVITE", "BYE", "CANCEL", "UPDATE", "INFO", "PRACK", "REFER", "NOTIFY"):
             endpoint.handlers[method] = getattr(self, f"_on_{method.lower()}")
@@ -369,8 +369,6 @@ class CallEngine:
             self._hangup_all(call, "system", "shutdown")
         if self._sweeper is not None:
             self._sweeper.cancel()
-        for task in list(self.tasks):
-            task.cancel()
 
     @property
     def _via(self) -> str:
@@ -381,16 +379,6 @@ class CallEngine:
         host, port = self.endpoint.local
         tp = "" if transport == "UDP" else f";transport={transport.lower()}"
         return f"<sip:pbx@{_hostport(host, port)}{tp}>"
-
-    def _spawn(self, coro: Any) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
-        self.tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self.tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            logger.error("call task failed", exc_info=task.exception())
 
     # -- INVITE from a phone -----------------------------------------------------------
 
@@ -414,7 +402,7 @@ class CallEngine:
             txn.respond(self.endpoint.response(req, 422, headers=[("Min-SE", str(MIN_SE))]))
             return
         txn.respond(make_response(req, 100, headers=[("Server", SERVER)]))
-        self._spawn(self._start_call(req, txn, caller, offer))
+        self._start_call(req, txn, caller, offer)
 
     def _authenticate(self, req: Request, txn: ServerTransaction) -> str | None:
         """The caller's extension if the INVITE carries good credentials; else answered."""
@@ -468,7 +456,7 @@ class CallEngine:
             )
         )
 
-    async def _start_call(
+    def _start_call(
         self, req: Request, txn: ServerTransaction, caller: str, offer: sdp.SessionDescription
     ) -> None:
         dialled = _dialled(req)
@@ -483,7 +471,7 @@ class CallEngine:
             contacts = self.registrar.bindings(dialled)
             if not contacts:
                 raise CallError(480, f"Temporarily Unavailable ({dialled} is not registered)")
-            a_media = await self.media.open_leg()
+            a_media = self.media.open_leg()
         except CallError as exc:
             self._reject(req, txn, exc.status, exc.reason, caller=caller)
             return
@@ -492,16 +480,11 @@ class CallEngine:
             self._reject(req, txn, 503, "Service Unavailable (no RTP port free)", caller=caller)
             return
         try:
-            b_media = await self.media.open_leg()
+            b_media = self.media.open_leg()
         except MediaError as exc:
             a_media.close()
             logger.error("%s", exc)
             self._reject(req, txn, 503, "Service Unavailable (no RTP port free)", caller=caller)
-            return
-        if txn.state is not State.PROCEEDING:
-            a_media.close()  # cancelled while we waited for the ports
-            b_media.close()
-            self._record_failed(req, caller, "cancelled", "caller", "487 Request Terminated")
             return
         a = Leg(self, a_media, caller, "caller")
         a.offered = offered
@@ -868,15 +851,21 @@ class CallEngine:
         txn.respond(leg.dialog.response(req, 200))
         call = leg.call
         leg.release()
+        if leg.transfer is not None:  # the transferee gave up: stop calling for it
+            self._fail_caller(leg.transfer, 487, None, "cancelled", "caller")
         if call is None:
             return
         if call.state == "ringing":
             self._fail_caller(call, 487, None, "cancelled", leg.role)
             return
+        side = "caller" if leg is call.a else "callee"
         peer = leg.peer
+        if peer is not None and peer.transfer is not None:
+            peer.call = peer.transfer  # the transferor left, as it may: the transfer goes on
+            call.finish("answered", side, "transferred")
+            return
         if peer is not None:
             peer.hangup()
-        side = "caller" if leg is call.a else "callee"
         call.finish("answered", side, "BYE")
 
     def _hangup_all(self, call: Call, side: str, cause: str) -> None:
@@ -1143,43 +1132,43 @@ class CallEngine:
             self._notify(transferor, 480, "Temporarily Unavailable", final=True)
             return
 
-        async def go() -> None:
-            try:
-                media = await self.media.open_leg()
-            except MediaError:
-                self._notify(transferor, 503, "Service Unavailable", final=True)
-                return
-            call = Call(self, transferee, self.names().get(transferee.number, ""), number)
-            transferee.call = old  # still in the old call until the new one is answered
-            call.callee_media = media
+        try:
+            media = self.media.open_leg()
+        except MediaError:
+            self._notify(transferor, 503, "Service Unavailable", final=True)
+            return
+        call = Call(self, transferee, self.names().get(transferee.number, ""), number)
+        transferee.call = old  # still in the old call until the new one is answered
+        transferee.transfer = call
+        call.callee_media = media
+        side = "caller" if transferor is old.a else "callee"
 
-            def answered(new: Call) -> None:
-                transferee.call = new
-                assert new.b is not None
-                transferee.media.connect(new.b.media)
-                self._notify(transferor, 200, "OK", final=True)
-                if transferor.call is old and not transferor.ended:
-                    transferor.hangup()
-                old.finish("answered", "caller" if transferor is old.a else "callee",
-                           "transferred")  # fmt: skip
-                if transferee.direction != "sendrecv":
-                    self._reinvite(transferee, "sendrecv")
+        def answered(new: Call) -> None:
+            transferee.call, transferee.transfer = new, None
+            assert new.b is not None
+            transferee.media.connect(new.b.media)
+            self._notify(transferor, 200, "OK", final=True)
+            if not transferor.ended:
+                transferor.hangup()
+            old.finish("answered", side, "transferred")
+            if transferee.direction != "sendrecv":
+                self._reinvite(transferee, "sendrecv")
 
-            def failed(new: Call, status: int, reason: str) -> None:
+        def failed(_new: Call, status: int, reason: str) -> None:
+            transferee.transfer = None
+            if not transferor.ended:
                 self._notify(transferor, status, reason or "Failed", final=True)
-                if transferor.ended and not old.ended:
-                    transferee.hangup()
-                    old.finish("answered", "system", "transfer failed")
+            elif not transferee.ended:  # nobody left to take the call back
+                transferee.hangup()
+                old.finish("answered", "system", f"transfer failed ({status})")
 
-            call.on_answer, call.on_fail = answered, failed
-            self.calls[call.id] = call
-            call.ring_timer = asyncio.get_running_loop().call_later(
-                self.config.ring_timeout, self._ring_timeout, call
-            )
-            codecs = [transferee.codec] if transferee.codec else transferee.offered
-            self._dial(call, number, contacts, codecs)
-
-        self._spawn(go())
+        call.on_answer, call.on_fail = answered, failed
+        self.calls[call.id] = call
+        call.ring_timer = asyncio.get_running_loop().call_later(
+            self.config.ring_timeout, self._ring_timeout, call
+        )
+        codecs = [transferee.codec] if transferee.codec else transferee.offered
+        self._dial(call, number, contacts, codecs)
 
     def _attended(self, transferor: Leg, replaced: Leg) -> None:
         """Join the transferor's peer with the peer of the dialog it replaces; drop both."""

@@ -142,7 +142,6 @@ class Core:
             "calls": len(self.calls.calls),
             "dialogs": len(self.calls.dialogs),
             "pending_invites": len(self.calls.pending),
-            "call_tasks": len(self.calls.tasks),
             "tasks": len(asyncio.all_tasks()),
             "media_legs": len(self.media.legs),
             "free_rtp_ports": self.media.free_ports,
