@@ -127,7 +127,7 @@ WINDOW_8K = 205
 HOP_8K = 40
 """Frames start every 5 ms, so that tone and pause durations are measured to 5 ms."""
 MIN_TONE_MS = 40
-"""A tone counts once present this long (Q.24: accept tones of 40 ms)."""
+"""A tone counts once present this long (Q.24: accept tones of 40 ms); 25 ms never counts."""
 MIN_PAUSE_MS = 40
 """The same digit counts again only after a pause this long (Q.24: 40 ms)."""
 MIN_LEVEL_DBFS = -45.0
@@ -163,7 +163,10 @@ class InbandDtmfDetector:
         self._hop = round(HOP_8K * sample_rate / 8000)
         hop_ms = 1000 * self._hop / sample_rate
         window_ms = 1000 * self._window / sample_rate
-        # A tone T ms long fills at least MIN_TONE_SHARE of about (T - window/2) / hop frames.
+        # A tone T ms long fills at least MIN_TONE_SHARE of about (T - window/2) / hop frames,
+        # a pause P ms long leaves about (P + window/2) / hop frames without it; one frame less
+        # than that is asked for, so that 40 ms always counts whatever the alignment, while
+        # tones of 25 ms and less, and drop-outs of 25 ms and less, never do (measured in tests).
         self._on_frames = max(1, math.floor((MIN_TONE_MS - window_ms / 2) / hop_ms) - 1)
         self._off_frames = max(1, math.floor((MIN_PAUSE_MS + window_ms / 2) / hop_ms) - 1)
         n = np.arange(self._window)

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from appliance.media import rtcp
 from appliance.media.codecs import CODECS, Transcoder, make_decoder
 from appliance.media.dtmf import EVENT_DIGITS, InbandDtmfDetector, TelephoneEvent
+from appliance.media.rtp import ReceiveStats
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +36,6 @@ Address = tuple[str, int]
 
 _HEAD = struct.Struct("!BBHII")
 _SEQ_TS_SSRC = struct.Struct("!HII")
-
-NTP_EPOCH = 2_208_988_800
 
 
 class MediaError(Exception):
@@ -94,18 +93,12 @@ class MediaLeg:
         self.closed = False
         self.on_dtmf: Callable[[MediaLeg, str], None] | None = None
         self.on_audio: Callable[[MediaLeg, bytes], None] | None = None
-        # receive statistics (RFC 3550 A.1, A.8), kept inline: this runs for every packet
+        # what the phone sends: every packet counted (the media timeout watches this), and the
+        # RFC 3550 statistics of its stream for RTCP and the CDR
         self.rx_packets = 0
         self.rx_octets = 0
-        self._base_seq = -1
-        self._max_seq = 0
-        self._cycles = 0
-        self._transit = 0.0
-        self._jitter = 0.0
+        self.rx = ReceiveStats(8000)
         self._last_event_ts = -1
-        self._in_ssrc = 0
-        self._expected_prior = 0
-        self._received_prior = 0
         self.remote_report: rtcp.ReportBlock | None = None
         # the stream this leg sends: one SSRC, continuous sequence numbers and timestamps
         self.ssrc = struct.unpack("!I", os.urandom(4))[0]
@@ -241,28 +234,15 @@ class MediaLeg:
         seq, ts, ssrc = _SEQ_TS_SSRC.unpack_from(data, 2)
         self.rx_packets += 1
         self.rx_octets += len(data)
-        self._in_ssrc = ssrc
-        # A.1: extended highest sequence number (simplified: no probation)
-        if self._base_seq < 0:
-            self._base_seq = seq
-            self._max_seq = seq
-        else:
-            delta = (seq - self._max_seq) & 0xFFFF
-            if delta < 3000:
-                if seq < self._max_seq:
-                    self._cycles += 0x10000
-                self._max_seq = seq
         codec = self.codec
         if codec is None:
             return
         now = time.monotonic()
-        # A.8: interarrival jitter, in timestamp units
-        transit = now * codec.clock_rate - ts
-        if self._transit:
-            d = abs(transit - self._transit)
-            if d < 1e6:
-                self._jitter += (d - self._jitter) / 16.0
-        self._transit = transit
+        if pt == codec.payload_type:  # (events have a timestamp of their own: not for jitter)
+            rx = self.rx
+            if ssrc != rx.ssrc:
+                rx = self.rx = ReceiveStats(codec.clock_rate, ssrc)
+            rx.update(seq, ts, now)
         peer = self.peer
         if pt == codec.payload_type:
             if self.on_audio is not None:
@@ -347,20 +327,14 @@ class MediaLeg:
 
     # -- statistics and reports -----------------------------------------------------------
 
-    @property
-    def expected(self) -> int:
-        if self._base_seq < 0:
-            return 0
-        return self._cycles + self._max_seq - self._base_seq + 1
-
     def stats(self) -> LegStats:
         clock = self.codec.clock_rate if self.codec else 8000
         report = self.remote_report
         return LegStats(
             packets=self.rx_packets,
             octets=self.rx_octets,
-            lost=max(self.expected - self.rx_packets, 0),
-            jitter_ms=round(self._jitter * 1000 / clock, 2),
+            lost=max(self.rx.lost, 0),
+            jitter_ms=round(self.rx.jitter_ms, 2),
             sent_packets=self.tx_packets,
             remote_lost=report.cumulative_lost if report else None,
             remote_jitter_ms=round(report.jitter * 1000 / clock, 2) if report else None,
@@ -370,27 +344,8 @@ class MediaLeg:
         """An RTCP sender report (with a report block on what we received) to the phone."""
         if self.remote_rtcp is None or self.closed:
             return
-        now = time.time() + NTP_EPOCH
-        ntp = (int(now) << 32) | int((now % 1) * (1 << 32))
-        block = None
-        if self._base_seq >= 0:
-            expected = self.expected
-            # A.3: the fraction lost since the previous report
-            interval_expected = expected - self._expected_prior
-            interval_lost = interval_expected - (self.rx_packets - self._received_prior)
-            self._expected_prior, self._received_prior = expected, self.rx_packets
-            fraction = 0
-            if interval_expected > 0 and interval_lost > 0:
-                fraction = min((interval_lost << 8) // interval_expected, 255)
-            block = rtcp.ReportBlock(
-                ssrc=self._in_ssrc,
-                fraction_lost=fraction,
-                cumulative_lost=max(min(expected - self.rx_packets, 0x7FFFFF), -0x800000),
-                highest_seq=(self._cycles + self._max_seq) & 0xFFFFFFFF,
-                jitter=int(self._jitter),
-                lsr=0,
-                dlsr=0,
-            )
+        ntp = rtcp.ntp_timestamp(time.time())
+        block = self.rx.report_block() if self.rx.received else None
         packet = rtcp.build_sr(self.ssrc, ntp, self._out_ts, self.tx_packets, self.tx_octets, block)
         try:
             self.rtcp_sock.sendto(packet, self.remote_rtcp)
