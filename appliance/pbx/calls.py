@@ -183,7 +183,7 @@ class Leg:
         if self.dialog is None:
             return None
         hdrs = list(headers or [])
-        if body:
+        if body and not any(name.lower() == "content-type" for name, _ in hdrs):
             hdrs.append(("Content-Type", "application/sdp"))
         req = self.dialog.request(method, hdrs, body)
         return self.engine.endpoint.request(req, self.dialog.dest, on_response)
@@ -397,8 +397,8 @@ class CallEngine:
         except sdp.SdpError as exc:
             self._reject(req, txn, 400, f"Bad Request (SDP: {exc})")
             return
-        expires = req.int_header("Session-Expires")
-        if expires is not None and expires < MIN_SE:
+        timer = session_expires(req)  # (a SipParseError becomes a 400 at the endpoint)
+        if timer is not None and timer[0] < MIN_SE:
             txn.respond(self.endpoint.response(req, 422, headers=[("Min-SE", str(MIN_SE))]))
             return
         txn.respond(make_response(req, 100, headers=[("Server", SERVER)]))
@@ -494,10 +494,9 @@ class CallEngine:
         call = Call(self, a, names.get(caller, ""), dialled)
         call.invite, call.invite_txn = req, txn
         call.rel100 = "100rel" in [r.lower() for r in req.get_all("require")]
-        expires = req.int_header("Session-Expires")
-        if expires is not None:
-            params = (req.get("Session-Expires") or "").lower()
-            call.session_timer = (expires, "uas" if "refresher=uas" in params else "uac")
+        timer = session_expires(req)
+        if timer is not None:
+            call.session_timer = (timer[0], timer[1] or "uac")
         self.calls[call.id] = call
         self.pending[txn.key] = call
         self.dialogs[a.dialog.id] = a
@@ -940,6 +939,7 @@ class CallEngine:
     def _reoffer(self, leg: Leg, req: Request, txn: ServerTransaction) -> None:
         """A phone's new offer (or refresh) in a dialog: answer it, via the peer if it changed."""
         assert leg.dialog is not None
+        session_expires(req)  # checked now (400), as the answer may come from a callback
         leg.dialog.refresh_target(req)
         peer = leg.peer
         if leg.invite is not None or (peer is not None and peer.invite is not None):
@@ -1034,11 +1034,10 @@ class CallEngine:
     @staticmethod
     def _timer_headers(req: Request) -> list[tuple[str, str]]:
         """RFC 4028 §9: a refresh request's Session-Expires, echoed in the 2xx."""
-        expires = req.int_header("Session-Expires")
-        if expires is None:
+        timer = session_expires(req)
+        if timer is None:
             return []
-        refresher = "uas" if "refresher=uas" in (req.get("Session-Expires") or "") else "uac"
-        return [("Session-Expires", f"{max(expires, MIN_SE)};refresher={refresher}")]
+        return [("Session-Expires", f"{max(timer[0], MIN_SE)};refresher={timer[1] or 'uac'}")]
 
     def _reinvite(
         self,
@@ -1216,6 +1215,25 @@ class CallEngine:
 
     def live_calls(self) -> list[dict[str, Any]]:
         return [call.info() for call in self.calls.values()]
+
+
+def session_expires(req: Request) -> tuple[int, str | None] | None:
+    """RFC 4028 §4: `Session-Expires: delta-seconds[;refresher=uac|uas]`, or None if absent."""
+    value = req.get("Session-Expires")
+    if value is None:
+        return None
+    delta, _, params = value.partition(";")
+    delta = delta.strip()
+    if not delta.isdigit() or not delta.isascii() or len(delta) > 10:
+        raise SipParseError("invalid Session-Expires header")
+    refresher = None
+    for param in params.split(";"):
+        name, _, val = param.partition("=")
+        if name.strip().lower() == "refresher":
+            refresher = val.strip().lower()
+            if refresher not in ("uac", "uas"):
+                raise SipParseError("invalid refresher in Session-Expires")
+    return int(delta), refresher
 
 
 def _dialled(req: Request) -> str:
