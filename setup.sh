@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 APT_PACKAGES=(python3 python3-venv python3-dev gcc sqlite3 iproute2 util-linux coreutils procps
-              sip-tester baresip-core)
+              sip-tester baresip-core tcpdump)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

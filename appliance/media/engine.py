@@ -87,7 +87,9 @@ class MediaLeg:
         self.peer: MediaLeg | None = None
         self.remote: Address | None = None
         self.remote_rtcp: Address | None = None
+        self.sdp_remote: Address | None = None
         self.latched = False
+        self.connected = False
         self.codec: Codec | None = None
         self._transcoder: Transcoder | None = None
         self.closed = False
@@ -115,16 +117,69 @@ class MediaLeg:
     # -- set-up ----------------------------------------------------------------------
 
     def _readable(self) -> None:
-        recvfrom, receive = self.sock.recvfrom, self.datagram_received
+        """Before latching: a packet from anywhere may be the phone's first (symmetric RTP)."""
         for _ in range(self.READ_BATCH):
             try:
-                data, addr = recvfrom(2048)
+                data, addr = self.sock.recvfrom(2048)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:  # e.g. an ICMP error reported on the socket
                 logger.debug("RTP port %d: %s", self.port, exc)
                 return
-            receive(data, addr)
+            if len(data) < 12 or data[0] & 0xC0 != 0x80 or self.closed:
+                continue
+            if not self.latched:
+                self._latch(addr)
+            elif addr != self.remote:
+                continue  # queued before we latched, from someone else
+            self.datagram_received(data)
+            if self.connected:
+                return  # the rest is read by _readable_connected
+
+    def _readable_connected(self) -> None:
+        """Latched: the socket is connected to the phone, so the kernel drops strangers'
+        packets, and reading and sending need no addresses (fewer syscall arguments to
+        convert, and no tuples for the garbage collector to count)."""
+        recv, receive = self.sock.recv, self.datagram_received
+        for _ in range(self.READ_BATCH):
+            try:
+                data = recv(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # an ICMP port unreachable from the phone, for one
+                logger.debug("RTP port %d: %s", self.port, exc)
+                return
+            receive(data)
+
+    def _latch(self, addr: Address) -> None:
+        if addr != self.remote:
+            self.remote = addr
+            self.remote_rtcp = (addr[0], addr[1] + 1)
+        self.latched = True
+        try:
+            self.sock.connect(addr)
+        except OSError:
+            return  # stays unconnected: sendto works as well
+        self.connected = True
+        loop = self.engine.loop
+        loop.remove_reader(self.sock.fileno())
+        loop.add_reader(self.sock.fileno(), self._readable_connected)
+
+    def _unlatch(self) -> None:
+        """Latch again: a connected socket is replaced by a new one on the same port (a UDP
+        socket cannot portably be disconnected)."""
+        self.latched = False
+        if not self.connected:
+            return
+        loop = self.engine.loop
+        loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+        self.connected = False
+        family = socket.AF_INET6 if ":" in self.engine.host else socket.AF_INET
+        self.sock = socket.socket(family, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        self.sock.bind((self.engine.host, self.port))
+        loop.add_reader(self.sock.fileno(), self._readable)
 
     def _rtcp_readable(self) -> None:
         for _ in range(self.READ_BATCH):
@@ -134,9 +189,12 @@ class MediaLeg:
                 return
             self.rtcp_received(data, addr)
 
-    def _sendto(self, packet: bytes, addr: Address) -> None:
+    def _emit(self, packet: bytes) -> None:
         try:
-            self.sock.sendto(packet, addr)
+            if self.connected:
+                self.sock.send(packet)
+            else:
+                self.sock.sendto(packet, self.remote)  # type: ignore[arg-type]
         except OSError:
             self.tx_errors += 1  # a full socket buffer or an unreachable phone: dropped
             return
@@ -155,10 +213,14 @@ class MediaLeg:
         if port == 0 or host in ("0.0.0.0", "::"):
             return  # RFC 2543-style hold: keep sending where we were
         addr = (host, port)
-        if addr != self.remote or not self.latched:
-            self.remote = addr
-            self.remote_rtcp = (host, rtcp_port or port + 1)
-            self.latched = False
+        if addr == self.sdp_remote:  # a re-INVITE that moved nothing: stay latched
+            if rtcp_port is not None and not self.latched:
+                self.remote_rtcp = (host, rtcp_port)
+            return
+        self.sdp_remote = addr
+        self.remote = addr
+        self.remote_rtcp = (host, rtcp_port or port + 1)
+        self._unlatch()
 
     def set_codec(self, codec: Codec) -> None:
         self.codec = codec
@@ -218,15 +280,10 @@ class MediaLeg:
 
     # -- receiving ------------------------------------------------------------------------
 
-    def datagram_received(self, data: bytes, addr: Address) -> None:
+    def datagram_received(self, data: bytes) -> None:
+        """One packet from this leg's phone: counted, reported, relayed to the peer leg."""
         if len(data) < 12 or data[0] & 0xC0 != 0x80:
             return
-        if addr != self.remote:
-            if self.latched or self.closed:
-                return  # not from the phone we latched onto
-            self.remote = addr
-            self.remote_rtcp = (addr[0], addr[1] + 1)
-        self.latched = True
         b1 = data[1]
         pt = b1 & 0x7F
         if 72 <= pt <= 79:
@@ -285,8 +342,7 @@ class MediaLeg:
         out_seq = (seq + self._seq_off) & 0xFFFF
         out_ts = (ts + self._ts_off) & 0xFFFFFFFF
         self._out_seq, self._out_ts, self._out_time = out_seq, out_ts, now
-        packet = _HEAD.pack(data[0], marker | pt, out_seq, out_ts, self.ssrc) + data[12:]
-        self._sendto(packet, self.remote)  # type: ignore[arg-type]
+        self._emit(_HEAD.pack(data[0], marker | pt, out_seq, out_ts, self.ssrc) + data[12:])
 
     def send_dtmf(self, digit: str, duration_ms: int = 160) -> None:
         """Send one RFC 4733 event in this leg's stream (for DTMF that came by SIP INFO)."""
@@ -308,7 +364,7 @@ class MediaLeg:
             self._seq_off = (self._seq_off + 1) & 0xFFFF  # relayed packets make room
             head = _HEAD.pack(0x80, (0x80 if first else 0) | codec.dtmf_payload_type,
                               self._out_seq, start_ts, self.ssrc)  # fmt: skip
-            self._sendto(head + payload, self.remote)
+            self._emit(head + payload)
         self._out_ts = (start_ts + 160 * steps) & 0xFFFFFFFF
         self._ts_off = (self._ts_off + 160 * (steps + 1)) & 0xFFFFFFFF
         self._out_time = now

@@ -56,6 +56,8 @@ COLUMNS = (
     " rtp_caller, rtp_callee"
 )
 
+_NAMES = [name.strip() for name in COLUMNS.split(",")]
+
 
 def write(db: sqlite_utils.Database, records: list[Cdr]) -> None:
     """Insert records in one transaction."""
@@ -63,11 +65,10 @@ def write(db: sqlite_utils.Database, records: list[Cdr]) -> None:
         return
     if any(r.disposition not in DISPOSITIONS for r in records):
         raise ValueError("unknown CDR disposition")
-    names = COLUMNS.split(", ")
-    sql = f"INSERT INTO cdrs ({COLUMNS}) VALUES ({', '.join('?' * len(names))})"
+    sql = f"INSERT INTO cdrs ({COLUMNS}) VALUES ({', '.join('?' * len(_NAMES))})"
     conn = db.conn
     with conn:
-        conn.executemany(sql, [[r.row()[n.strip()] for n in names] for r in records])
+        conn.executemany(sql, [[row[n] for n in _NAMES] for row in map(Cdr.row, records)])
 
 
 def recent(db: sqlite_utils.Database, limit: int = 100) -> list[dict[str, Any]]:

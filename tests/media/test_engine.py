@@ -304,3 +304,26 @@ async def test_inband_dtmf_is_detected_when_asked(engine: MediaEngine) -> None:
         pa.send(rtp(i, 160 * i, 0x1, ulaw[160 * i : 160 * (i + 1)]), a.port)
         await pb.next()  # relayed as ever, and listened to on the way
     assert digits == ["4", "2"]
+
+
+@with_engine
+async def test_a_new_sdp_address_latches_again(engine: MediaEngine) -> None:
+    """A re-INVITE that moves the media (a transfer to another phone, a new NAT mapping)
+    latches again; one that repeats the address keeps the latch."""
+    a, _b, pa, pb = await pair(engine, Codec("PCMU", 0), Codec("PCMU", 0))
+    pa.send(rtp(1, 0, 0x1, b"\x01" * 160), a.port)
+    await pb.next()
+    a.set_remote(HOST, pa.port)  # the same address again
+    assert a.latched
+    moved = await phone()
+    a.set_remote(HOST, moved.port)
+    assert not a.latched
+    moved.send(rtp(1, 0, 0x9, b"\x02" * 160), a.port)
+    assert (await pb.next())[12:] == b"\x02" * 160
+    pb.send(rtp(5, 0, 0x2, b"\x03" * 160), _b.port)
+    assert (await moved.next())[12:] == b"\x03" * 160
+    pa.send(rtp(2, 160, 0x1, b"\x04" * 160), a.port)  # the old address is a stranger now
+    moved.send(rtp(2, 160, 0x9, b"\x05" * 160), a.port)
+    assert (await pb.next())[12:] == b"\x05" * 160
+    for p in (pa, pb, moved):
+        p.close()
