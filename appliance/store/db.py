@@ -61,11 +61,15 @@ class Checkpointer:
     def _run(self) -> None:
         conn = sqlite3.connect(self._path, timeout=10)
         try:
-            while not self._stop.wait(self._interval):
+            # The first checkpoint at once: the connection opens its files now, at start-up,
+            # not in the middle of whatever the core is doing a second later.
+            while True:
                 try:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                 except sqlite3.Error as exc:
                     logger.warning("WAL checkpoint failed: %s", exc)
+                if self._stop.wait(self._interval):
+                    break
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         finally:
             conn.close()
