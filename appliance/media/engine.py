@@ -88,6 +88,8 @@ class MediaLeg:
         self.remote: Address | None = None
         self.remote_rtcp: Address | None = None
         self.sdp_remote: Address | None = None
+        self._candidate: Address | None = None
+        self._candidate_count = 0
         self.latched = False
         self.connected = False
         self.codec: Codec | None = None
@@ -129,6 +131,8 @@ class MediaLeg:
             if len(data) < 12 or data[0] & 0xC0 != 0x80 or self.closed:
                 continue
             if not self.latched:
+                if addr != self.sdp_remote and not self._learn(addr):
+                    continue
                 self._latch(addr)
             elif addr != self.remote:
                 continue  # queued before we latched, from someone else
@@ -151,6 +155,17 @@ class MediaLeg:
                 return
             receive(data)
 
+    LEARN_PACKETS = 5
+    """Packets in a row from one address other than the SDP's before the leg latches onto it
+    (a phone behind NAT): a stray packet or two from elsewhere (RTP bleed) must not take the
+    call's media. Packets from the SDP address latch at once."""
+
+    def _learn(self, addr: Address) -> bool:
+        if addr != self._candidate:
+            self._candidate, self._candidate_count = addr, 0
+        self._candidate_count += 1
+        return self._candidate_count >= self.LEARN_PACKETS
+
     def _latch(self, addr: Address) -> None:
         if addr != self.remote:
             self.remote = addr
@@ -169,6 +184,7 @@ class MediaLeg:
         """Latch again: a connected socket is replaced by a new one on the same port (a UDP
         socket cannot portably be disconnected)."""
         self.latched = False
+        self._candidate = None
         if not self.connected:
             return
         loop = self.engine.loop
@@ -345,29 +361,35 @@ class MediaLeg:
         self._emit(_HEAD.pack(data[0], marker | pt, out_seq, out_ts, self.ssrc) + data[12:])
 
     def send_dtmf(self, digit: str, duration_ms: int = 160) -> None:
-        """Send one RFC 4733 event in this leg's stream (for DTMF that came by SIP INFO)."""
+        """Send one RFC 4733 event in this leg's stream (for DTMF that came by SIP INFO): a
+        packet every 20 ms for `duration_ms` (40 ms to 5 s), the end packet three times."""
         codec = self.codec
         if codec is None or codec.dtmf_payload_type is None or self.remote is None:
             return
         event = EVENT_DIGITS.index(digit)
-        now = time.monotonic()
+        steps = min(max(duration_ms // 20, 2), 250)
         start_ts = (self._out_ts + 160) & 0xFFFFFFFF
-        steps = max(duration_ms // 20, 1)
-        packets = []
+        # Relayed audio keeps its place in the stream after the event: its timestamps move on by
+        # the event's length, its sequence numbers by the packets sent.
+        self._ts_off = (self._ts_off + 160 * (steps + 1)) & 0xFFFFFFFF
+        loop = self.engine.loop
         for i in range(1, steps + 1):
             end = i == steps
-            ev = TelephoneEvent(event=event, end=end, volume=10, duration=160 * i)
+            payload = bytes(TelephoneEvent(event=event, end=end, volume=10, duration=160 * i))
             for _ in range(3 if end else 1):  # §2.5.1.4: the end packet three times
-                packets.append((i == 1, bytes(ev)))
-        for first, payload in packets:
-            self._out_seq = (self._out_seq + 1) & 0xFFFF
-            self._seq_off = (self._seq_off + 1) & 0xFFFF  # relayed packets make room
-            head = _HEAD.pack(0x80, (0x80 if first else 0) | codec.dtmf_payload_type,
-                              self._out_seq, start_ts, self.ssrc)  # fmt: skip
-            self._emit(head + payload)
-        self._out_ts = (start_ts + 160 * steps) & 0xFFFFFFFF
-        self._ts_off = (self._ts_off + 160 * (steps + 1)) & 0xFFFFFFFF
-        self._out_time = now
+                loop.call_later(0.02 * (i - 1), self._send_event, payload, start_ts, i == 1)
+
+    def _send_event(self, payload: bytes, timestamp: int, first: bool) -> None:
+        codec = self.codec
+        if self.closed or codec is None or codec.dtmf_payload_type is None:
+            return
+        self._out_seq = (self._out_seq + 1) & 0xFFFF
+        self._seq_off = (self._seq_off + 1) & 0xFFFF  # relayed packets make room
+        marker = 0x80 if first else 0
+        self._emit(_HEAD.pack(0x80, marker | codec.dtmf_payload_type, self._out_seq, timestamp,
+                              self.ssrc) + payload)  # fmt: skip
+        self._out_ts = max(self._out_ts, timestamp)
+        self._out_time = time.monotonic()
 
     def rtcp_received(self, data: bytes, addr: Address) -> None:
         if self.remote is not None and addr[0] != self.remote[0]:

@@ -200,6 +200,7 @@ class Leg:
 
     def release(self) -> None:
         self.ended = True
+        self.invite = None  # (its callback is a closure over this leg)
         if self.reliable is not None:
             self.reliable.stop()
         if self.refresh is not None:
@@ -318,6 +319,17 @@ class Call:
             rtp_callee=_stats(b.media) if b and self.answered_at else None,
         )
         self.engine.record(record)
+        # Break the call's reference cycles (call <-> legs, forks <-> their transactions), so
+        # that reference counting frees it all now, not a collector pass that stalls the loop.
+        for fork in self.forks:
+            fork.txn = None
+        self.forks = []
+        self.on_answer = self.on_fail = None
+        self.ring_timer = None
+        self.prov_reliable = None
+        for leg in (a, b):
+            if leg is not None and leg.call is self:
+                leg.call = None
 
 
 def _stats(media: MediaLeg) -> dict[str, Any]:
@@ -902,12 +914,16 @@ class CallEngine:
             return
         kind = (req.get("Content-Type") or "").split(";")[0].strip().lower()
         digit = None
+        duration = 160
         text = req.body.decode("utf-8", "replace")
         if kind == "application/dtmf-relay":
             for line in text.splitlines():
                 name, _, value = line.partition("=")
-                if name.strip().lower() == "signal":
-                    digit = value.strip()
+                name, value = name.strip().lower(), value.strip()
+                if name == "signal":
+                    digit = value
+                elif name == "duration" and value.isdigit() and len(value) < 6:
+                    duration = int(value)
         elif kind == "application/dtmf":
             digit = text.strip()
         elif req.body:
@@ -919,7 +935,7 @@ class CallEngine:
             digit = {"10": "*", "11": "#"}.get(digit, digit).upper()
             peer = leg.peer
             if peer is not None and len(digit) == 1 and digit in "0123456789*#ABCD":
-                peer.media.send_dtmf(digit)
+                peer.media.send_dtmf(digit, duration)
 
     # -- re-INVITE and UPDATE: hold, resume, codec change, session refresh ----------------------
 

@@ -200,8 +200,9 @@ class Reliable:
             return
         if self._loop.time() >= self._deadline - 1e-3:
             self.done = True
-            if self.on_timeout is not None:
-                self.on_timeout()
+            on_timeout, self.on_timeout = self.on_timeout, None
+            if on_timeout is not None:
+                on_timeout()
             return
         self._send(self._data, self._dest)
         self._interval = min(2 * self._interval, self._timers.t2)
@@ -216,3 +217,4 @@ class Reliable:
     def stop(self) -> None:
         self.done = True
         self._handle.cancel()
+        self.on_timeout = None  # (often a closure over the call: no cycle outlives the call)

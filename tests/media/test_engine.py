@@ -151,7 +151,12 @@ async def test_a_new_source_continues_the_stream_with_a_marker(engine: MediaEngi
 async def test_symmetric_rtp_latches_onto_the_real_source(engine: MediaEngine) -> None:
     a, b, pa, pb = await pair(engine, Codec("PCMU", 0), Codec("PCMU", 0))
     nat = await phone()  # the phone's packets really come from here (a NAT mapping)
-    nat.send(rtp(1, 0, 0x1, b"\x07" * 160), a.port)
+    stray = await phone()
+    stray.send(rtp(1, 0, 0x77, b"\x66" * 160), a.port)  # a stray packet: not latched onto
+    for i in range(MediaLeg.LEARN_PACKETS):  # dropped until the address has proved itself
+        nat.send(rtp(1 + i, 160 * i, 0x1, bytes([i]) * 160), a.port)
+    assert (await pb.next())[12:] == bytes([MediaLeg.LEARN_PACKETS - 1]) * 160
+    nat.send(rtp(9, 1600, 0x1, b"\x07" * 160), a.port)
     assert (await pb.next())[12:] == b"\x07" * 160
     pb.send(rtp(1, 0, 0x2, b"\x08" * 160), b.port)
     assert (await nat.next())[12:] == b"\x08" * 160  # sent where it came from, not to the SDP
@@ -162,7 +167,7 @@ async def test_symmetric_rtp_latches_onto_the_real_source(engine: MediaEngine) -
     nat.send(rtp(2, 160, 0x1, b"\x0a" * 160), a.port)
     assert (await pb.next())[12:] == b"\x0a" * 160
     assert pb.received.empty()
-    for p in (pa, pb, nat, stranger):
+    for p in (pa, pb, nat, stranger, stray):
         p.close()
 
 
@@ -208,7 +213,12 @@ async def test_sip_info_dtmf_becomes_rfc4733_in_the_stream(engine: MediaEngine) 
     pa.send(rtp(10, 0, 0x1, b"\x01" * 160), a.port)
     before = head(await pb.next())
     b.send_dtmf("7", duration_ms=100)
-    events = [await pb.next() for _ in range(7)]  # 5 packets, the end one sent three times
+    loop = asyncio.get_running_loop()
+    events, times = [], []
+    for _ in range(7):  # 5 packets, the end one sent three times
+        events.append(await pb.next())
+        times.append(loop.time())
+    assert times[-1] - times[0] >= 0.07  # paced every 20 ms, as a phone would send them
     parsed = [TelephoneEvent.parse(p[12:]) for p in events]
     assert {e.event for e in parsed} == {7}
     assert [e.end for e in parsed] == [False] * 4 + [True] * 3
@@ -318,7 +328,8 @@ async def test_a_new_sdp_address_latches_again(engine: MediaEngine) -> None:
     moved = await phone()
     a.set_remote(HOST, moved.port)
     assert not a.latched
-    moved.send(rtp(1, 0, 0x9, b"\x02" * 160), a.port)
+    pa.send(rtp(2, 160, 0x1, b"\x06" * 160), a.port)  # the old address is a stranger now
+    moved.send(rtp(1, 0, 0x9, b"\x02" * 160), a.port)  # the SDP address latches at once
     assert (await pb.next())[12:] == b"\x02" * 160
     pb.send(rtp(5, 0, 0x2, b"\x03" * 160), _b.port)
     assert (await moved.next())[12:] == b"\x03" * 160
