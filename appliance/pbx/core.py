@@ -70,7 +70,8 @@ def registration_rows(db: sqlite_utils.Database) -> list[dict[str, Any]]:
 
 
 GC_THRESHOLDS = (10_000, 50, 1_000)
-"""The hot paths make no reference cycles, so the cyclic collector has little to find; its
+"""The hot paths make no reference cycles (an ended call breaks its own; the leak test in
+tests/interop/test_sipp_calls.py checks it), so the cyclic collector has little to find; its
 default thresholds (700, 10, 10) made it walk every live object several times a second under a
 registration load, each time stalling the loop. Measured with bench/register: 2,000 REGISTER/s
 went from 1,430-1,540/s achieved with retransmissions to the full rate without them."""
