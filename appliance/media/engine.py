@@ -219,7 +219,7 @@ class MediaLeg:
 
     @property
     def address(self) -> Address:
-        return (self.engine.host, self.port)
+        return (self.engine.advertised, self.port)
 
     def set_remote(self, host: str, port: int, rtcp_port: int | None = None) -> None:
         """Where the phone said (in SDP) it receives; latching may move it to where it sends from.
@@ -459,12 +459,17 @@ class MediaEngine:
 
     REPORT_INTERVAL = 5.0
 
-    def __init__(self, host: str, port_min: int = 10000, port_max: int = 20000) -> None:
+    def __init__(
+        self, host: str, port_min: int = 10000, port_max: int = 20000, advertised: str = ""
+    ) -> None:
         if port_min % 2:
             port_min += 1
         if port_max - port_min < 2:
             raise MediaError(f"RTP port range {port_min}-{port_max} holds no port pair")
         self.host = host
+        self.advertised = advertised or host
+        """The address phones are told to send media to (in SDP): `host`, unless that is a
+        wildcard address."""
         self.port_min, self.port_max = port_min, port_max
         self._free: collections.deque[int] = collections.deque(range(port_min, port_max - 1, 2))
         self.legs: dict[int, MediaLeg] = {}

@@ -356,8 +356,10 @@ class CallEngine:
         names: Callable[[], dict[str, str]],
         record: Callable[[cdrs.Cdr], None],
         config: CallConfig | None = None,
+        advertised: str = "",
     ) -> None:
         self.endpoint = endpoint
+        self._advertised = advertised
         self.registrar = registrar
         self.digest = digest
         self.media = media
@@ -383,12 +385,18 @@ class CallEngine:
             self._sweeper.cancel()
 
     @property
+    def advertised(self) -> str:
+        """Our address in Via, Contact and From: where the SIP socket listens, unless that is a
+        wildcard address."""
+        return self._advertised or self.endpoint.local[0]
+
+    @property
     def _via(self) -> str:
-        host, port = self.endpoint.local
+        host, port = self.advertised, self.endpoint.local[1]
         return f"UDP {_hostport(host, port)}"
 
     def _contact(self, transport: str = "UDP") -> str:
-        host, port = self.endpoint.local
+        host, port = self.advertised, self.endpoint.local[1]
         tp = "" if transport == "UDP" else f";transport={transport.lower()}"
         return f"<sip:pbx@{_hostport(host, port)}{tp}>"
 
@@ -537,7 +545,7 @@ class CallEngine:
         body = probe.our_sdp(ours)
         call.fork_sdp = (probe.session_id, probe.sdp_version)
         call.fork_codecs = ours
-        host, port = self.endpoint.local
+        host, port = self.advertised, self.endpoint.local[1]
         box = _hostport(host, port)
         identity = f'"{_quote(display)}" <sip:{caller}@{box}>'
         for reg in contacts:

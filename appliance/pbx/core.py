@@ -69,6 +69,24 @@ def registration_rows(db: sqlite_utils.Database) -> list[dict[str, Any]]:
     ]
 
 
+def advertised_address(host: str) -> str:
+    """The address to put in SDP, Via and Contact when listening on `host`.
+
+    A wildcard (`0.0.0.0`, `::`) is no address a phone can send to: then it is the address of
+    the interface the default route leaves by (a UDP socket's connect() picks it and sends
+    nothing), or loopback on a machine with no route."""
+    if host not in ("0.0.0.0", "::", ""):
+        return host
+    family = socket.AF_INET6 if host == "::" else socket.AF_INET
+    probe = "2001:db8::1" if family == socket.AF_INET6 else "192.0.2.1"  # documentation ranges
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect((probe, 9))
+            return str(sock.getsockname()[0])
+        except OSError:
+            return "::1" if family == socket.AF_INET6 else "127.0.0.1"
+
+
 GC_THRESHOLDS = (10_000, 50, 1_000)
 """The hot paths make no reference cycles (an ended call breaks its own; the leak test in
 tests/interop/test_sipp_calls.py checks it), so the cyclic collector has little to find; its
@@ -105,18 +123,20 @@ class Core:
         self.endpoint = SipEndpoint()
         self.registrar = Registrar(self.endpoint, self.db, self.digest)
         self.endpoint.handlers["REGISTER"] = self.registrar
+        advertised = advertised_address(options.sip_host)
         try:
             self.media = MediaEngine(
                 options.sip_host,
                 settings.get_int(self.db, "rtp.port_min"),
                 settings.get_int(self.db, "rtp.port_max"),
+                advertised,
             )
         except MediaError as exc:
             raise CoreError(str(exc)) from None
         self._names: dict[str, str] = {}
         self.calls = CallEngine(
             self.endpoint, self.registrar, self.digest, self.media,
-            names=lambda: self._names, record=self._record,
+            names=lambda: self._names, record=self._record, advertised=advertised,
         )  # fmt: skip
         self._apply_settings()
         self._stop = asyncio.Event()

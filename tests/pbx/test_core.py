@@ -186,3 +186,15 @@ def test_cli_changes_apply_to_the_running_core(core: CoreProcess) -> None:
     core.cli("ext", "remove", "101")
     assert "registrations: 0" in core.cli("status").stdout
     assert register("101", new) == 403
+
+
+def test_a_wildcard_listen_address_is_never_advertised() -> None:
+    """Bound to 0.0.0.0, the core must still tell phones (SDP, Via, Contact) an address they
+    can send to: the one the default route leaves by."""
+    from appliance.pbx.core import advertised_address
+
+    assert advertised_address("10.1.2.3") == "10.1.2.3"
+    chosen = advertised_address("0.0.0.0")
+    assert chosen not in ("0.0.0.0", "")
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((chosen, 0))  # an address of this machine
