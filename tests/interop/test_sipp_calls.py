@@ -278,6 +278,23 @@ def test_answered_call_caller_hangs_up(office: Office) -> None:
     assert_rtp(row["rtp_callee"], "callee")
 
 
+def test_reliable_provisionals_when_the_caller_requires_them(office: Office) -> None:
+    """RFC 3262: a caller that requires 100rel gets its 180 with RSeq and Require: 100rel,
+    its PRACK is answered 200, and the call goes on to be answered."""
+    callee = office.callee("call_uas_answer.xml", ring_ms=300)
+    caller = office.call("call_uac_100rel.xml", hold_ms=200)
+    caller.assert_passed()
+    callee.wait().assert_passed()
+
+    ringing = [r for r in caller.responses_to("INVITE", 2) if r.status == 180]
+    assert ringing, caller.describe()
+    assert ringing[0].one("Require") == "100rel" and ringing[0].one("RSeq").isdigit(), ringing[0]
+    assert statuses(caller.responses_to("PRACK")) == [200], caller.describe()
+    assert statuses(caller.responses_to("INVITE", 2))[-1] == 200, caller.describe()
+    (row,) = office.wait_cdrs(1)
+    assert (row["disposition"], row["hangup_side"]) == ("answered", "caller"), row
+
+
 def test_answered_call_callee_hangs_up(office: Office) -> None:
     callee = office.callee("call_uas_hangup.xml", hold_ms=1500)
 
