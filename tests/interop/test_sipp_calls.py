@@ -278,6 +278,24 @@ def test_answered_call_caller_hangs_up(office: Office) -> None:
     assert_rtp(row["rtp_callee"], "callee")
 
 
+def test_pbx_status_lists_a_live_call(office: Office) -> None:
+    callee = office.callee("call_uas_answer.xml")
+    caller = office.caller("call_uac.xml", hold_ms=4000)
+    deadline = time.monotonic() + 15
+    live: list[dict[str, Any]] = []
+    while not live and time.monotonic() < deadline:  # a state to poll: no event tells it
+        live = [c for c in control.call(office.core.data, "status")["calls"]
+                if c["state"] == "answered"]  # fmt: skip
+        time.sleep(0.1)
+    assert live, "the call never showed as answered in the core's status"
+    out = office.core.cli("status").stdout
+    assert "calls: 1" in out, out
+    assert f"{CALLER} -> {CALLEE}" in out and "answered" in out and "PCMU/PCMU" in out, out
+    caller.wait().assert_passed()
+    callee.wait().assert_passed()
+    assert "calls: 0" in office.core.cli("status").stdout
+
+
 def test_reliable_provisionals_when_the_caller_requires_them(office: Office) -> None:
     """RFC 3262: a caller that requires 100rel gets its 180 with RSeq and Require: 100rel,
     its PRACK is answered 200, and the call goes on to be answered."""
