@@ -616,7 +616,7 @@ class CallEngine:
         if resp.body and call.early_sdp is None:
             try:
                 desc = sdp.SessionDescription.parse(resp.body)
-                self._callee_answer(call, fork, desc, early=True)
+                self._callee_answer(call, desc)
             except (sdp.SdpError, CallError) as exc:
                 logger.info("call %s: unusable early SDP: %s", call.id, exc)
                 return
@@ -661,9 +661,7 @@ class CallEngine:
             resend, bytes(resp), txn.dest, self.endpoint.transactions.timers
         )
 
-    def _callee_answer(
-        self, call: Call, fork: Fork, desc: sdp.SessionDescription, *, early: bool
-    ) -> None:
+    def _callee_answer(self, call: Call, desc: sdp.SessionDescription) -> None:
         """The callee's SDP answer arrived (in a 18x or the 2xx): set up both media legs."""
         b_media = call.callee_media
         assert b_media is not None
@@ -708,7 +706,7 @@ class CallEngine:
         fork.done = True
         try:
             desc = sdp.SessionDescription.parse(resp.body)
-            self._callee_answer(call, fork, desc, early=False)
+            self._callee_answer(call, desc)
         except (sdp.SdpError, CallError) as exc:
             logger.info("call %s: callee's answer unusable: %s", call.id, exc)
             self.endpoint.send(bytes(dialog.ack(cseq)), fork.dest)
