@@ -13,9 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from appliance import __version__, control
-from appliance.pbx.core import CoreError, CoreOptions, registration_rows, run_core
-from appliance.sip.grammar import SipParseError
-from appliance.store import extensions, settings
+from appliance.service import reexec
+from appliance.store import extensions, registrations, settings
 from appliance.store.db import open_db
 from appliance.store.extensions import ExtensionError
 from appliance.store.migrations import current_version, migrate
@@ -39,8 +38,25 @@ def cmd_run(args: argparse.Namespace) -> int:
             password = extensions.add(db, number, f"Demo {number}")
             print(f"  {number}  password {password}")
     db.conn.close()
+    # The core's stack (SIP, media, uvloop) is loaded here only, not by `pbx web` or the CLI.
+    from appliance.pbx.core import CoreError, CoreOptions, run_core
+
     host, port = args.sip
-    run_core(CoreOptions(args.data, host, port))
+    try:
+        restart = run_core(CoreOptions(args.data, host, port))
+    except CoreError as exc:
+        print(f"pbx: error: {exc}", file=sys.stderr)
+        return 1
+    if restart:
+        reexec()
+    return 0
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    from appliance.web.server import serve  # Flask is loaded only by the web service
+
+    host, port = args.listen
+    serve(args.data, host, port)
     return 0
 
 
@@ -120,7 +136,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         status = control.call(args.data, "status")
     except control.ControlError as exc:
         print(f"core: not running ({exc}); registrations as stored:")
-        rows = registration_rows(open_db(args.data))
+        rows = registrations.summary(open_db(args.data))
         calls: list[dict[str, Any]] = []
     else:
         print(f"core: running, SIP {status['sip']}, up {status['uptime']} s")
@@ -167,6 +183,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="create demo extensions 101-104 if there are none, printing their "
                         "passwords once")  # fmt: skip
 
+    p = command(sub, "web", "serve the setup page and REST API (pbx-web) in the foreground",
+                cmd_web)  # fmt: skip
+    p.add_argument("--listen", type=_hostport, default=("127.0.0.1", 8080), metavar="HOST:PORT",
+                   help="address for the web page (default 127.0.0.1:8080; 0.0.0.0:8080 on "
+                        "the box)")  # fmt: skip
+
     db = command(sub, "db", "database maintenance", None)
     dbsub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")
     command(dbsub, "migrate", "apply pending schema migrations (safe to repeat)", cmd_db_migrate)
@@ -198,7 +220,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
@@ -207,12 +228,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.Formatter.converter = time.gmtime
     try:
         return int(args.func(args))
-    except (ExtensionError, SettingError, SipParseError) as exc:
+    except (ExtensionError, SettingError) as exc:
         print(f"pbx: error: {exc}", file=sys.stderr)
         return 2
-    except CoreError as exc:
-        print(f"pbx: error: {exc}", file=sys.stderr)
-        return 1
     except (OSError, sqlite3.Error) as exc:  # the data directory or database is unusable
         print(f"pbx: error: {args.data}: {exc}", file=sys.stderr)
         return 1

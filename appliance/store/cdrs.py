@@ -6,7 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-import sqlite_utils
+from appliance.store.database import Database
 
 DISPOSITIONS = ("answered", "busy", "no-answer", "failed", "cancelled")
 
@@ -59,7 +59,7 @@ COLUMNS = (
 _NAMES = [name.strip() for name in COLUMNS.split(",")]
 
 
-def write(db: sqlite_utils.Database, records: list[Cdr]) -> None:
+def write(db: Database, records: list[Cdr]) -> None:
     """Insert records in one transaction."""
     if not records:
         return
@@ -71,11 +71,7 @@ def write(db: sqlite_utils.Database, records: list[Cdr]) -> None:
         conn.executemany(sql, [[row[n] for n in _NAMES] for row in map(Cdr.row, records)])
 
 
-def recent(db: sqlite_utils.Database, limit: int = 100) -> list[dict[str, Any]]:
-    """The newest records first, with RTP statistics decoded."""
-    cursor = db.conn.execute(
-        f"SELECT {COLUMNS} FROM cdrs ORDER BY started_at DESC LIMIT ?", [limit]
-    )
+def _decode(cursor: Any) -> list[dict[str, Any]]:
     names = [d[0] for d in cursor.description]
     out = []
     for values in cursor.fetchall():
@@ -87,13 +83,55 @@ def recent(db: sqlite_utils.Database, limit: int = 100) -> list[dict[str, Any]]:
     return out
 
 
-def get(db: sqlite_utils.Database, call_id: str) -> dict[str, Any] | None:
-    cursor = db.conn.execute(f"SELECT {COLUMNS} FROM cdrs WHERE id = ?", [call_id])
-    values = cursor.fetchone()
-    if values is None:
-        return None
-    row = dict(zip([d[0] for d in cursor.description], values, strict=True))
-    for key in ("rtp_caller", "rtp_callee"):
-        if row[key] is not None:
-            row[key] = json.loads(row[key])
-    return row
+def recent(db: Database, limit: int = 100) -> list[dict[str, Any]]:
+    """The newest records first, with RTP statistics decoded."""
+    return search(db, limit=limit)
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    """Which records to find: started in [since, until), involving `extension`, ending so."""
+
+    since: float | None = None
+    until: float | None = None
+    extension: str | None = None
+    disposition: str | None = None
+
+    def where(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        args: list[Any] = []
+        if self.since is not None:
+            clauses.append("started_at >= ?")
+            args.append(self.since)
+        if self.until is not None:
+            clauses.append("started_at < ?")
+            args.append(self.until)
+        if self.extension:
+            clauses.append("(caller = ? OR dialled = ? OR answered_by = ?)")
+            args += [self.extension] * 3
+        if self.disposition:
+            clauses.append("disposition = ?")
+            args.append(self.disposition)
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
+
+
+def search(
+    db: Database, where: Filter = Filter(), limit: int = 100, offset: int = 0
+) -> list[dict[str, Any]]:
+    """Matching records, newest first, with RTP statistics decoded."""
+    sql, args = where.where()
+    cursor = db.conn.execute(
+        f"SELECT {COLUMNS} FROM cdrs{sql} ORDER BY started_at DESC LIMIT ? OFFSET ?",
+        [*args, limit, offset],
+    )
+    return _decode(cursor)
+
+
+def count(db: Database, where: Filter = Filter()) -> int:
+    sql, args = where.where()
+    return int(db.conn.execute(f"SELECT COUNT(*) FROM cdrs{sql}", args).fetchone()[0])
+
+
+def get(db: Database, call_id: str) -> dict[str, Any] | None:
+    rows = _decode(db.conn.execute(f"SELECT {COLUMNS} FROM cdrs WHERE id = ?", [call_id]))
+    return rows[0] if rows else None

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-import sqlite_utils
-
+from appliance.store.database import Database
 from appliance.store.migrations import migrate
 
 logger = logging.getLogger(__name__)
@@ -20,7 +21,7 @@ def database_path(data_dir: Path) -> Path:
     return data_dir / DB_NAME
 
 
-def open_db(data_dir: Path, *, migrate_schema: bool = True) -> sqlite_utils.Database:
+def open_db(data_dir: Path, *, migrate_schema: bool = True) -> Database:
     """Open `DATA/pbx.sqlite3`, creating the directory and applying pending migrations.
 
     WAL lets the CLI and the web service read and write while the core serves; commits use
@@ -34,10 +35,26 @@ def open_db(data_dir: Path, *, migrate_schema: bool = True) -> sqlite_utils.Data
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=NORMAL")
     conn.execute("PRAGMA foreign_keys=ON")
-    db = sqlite_utils.Database(conn)
+    db = Database(conn)
     if migrate_schema:
         migrate(db)
     return db
+
+
+@contextmanager
+def transaction(db: Database) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception: all of it or nothing.
+
+    IMMEDIATE takes the write lock at the start, so a read-then-write inside cannot race
+    another writer (the connection runs in autocommit mode otherwise)."""
+    conn = db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
 
 
 class Checkpointer:
@@ -54,7 +71,7 @@ class Checkpointer:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wal-checkpoint", daemon=True)
 
-    def start(self, db: sqlite_utils.Database) -> None:
+    def start(self, db: Database) -> None:
         db.execute("PRAGMA wal_autocheckpoint=0")
         self._thread.start()
 

@@ -10,9 +10,9 @@ import string
 import time
 from dataclasses import dataclass
 
-import sqlite_utils
-
 from appliance.store import settings
+from appliance.store.database import Database
+from appliance.store.db import transaction
 
 NUMBER_RE = re.compile(r"[0-9]{2,6}\Z")
 MIN_PASSWORD = 10
@@ -20,7 +20,12 @@ _ALPHABET = string.ascii_letters + string.digits
 
 
 class ExtensionError(ValueError):
-    """A request about an extension cannot be done. `str()` says why, for a technician."""
+    """A request about an extension cannot be done. `str()` says why, for a technician;
+    `field` names what was wrong (number, name or password) so a form can show it there."""
+
+    def __init__(self, message: str, field: str = "number") -> None:
+        super().__init__(message)
+        self.field = field
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,25 +61,38 @@ def check_number(number: str) -> str:
     return number
 
 
+def check_range(db: Database, number: str) -> str:
+    """The number is well formed and inside the configured range (settings ext.number_*)."""
+    check_number(number)
+    low = settings.get_int(db, "ext.number_min")
+    high = settings.get_int(db, "ext.number_max")
+    if not low <= int(number) <= high:
+        raise ExtensionError(f"extension {number} is outside the allowed range {low}-{high}")
+    return number
+
+
 def check_password(number: str, password: str) -> str:
     if len(password) < MIN_PASSWORD:
-        raise ExtensionError(f"SIP password must be at least {MIN_PASSWORD} characters")
+        raise ExtensionError(f"SIP password must be at least {MIN_PASSWORD} characters", "password")
     if number in password or password.isdigit() or password.isalpha():
         raise ExtensionError(
-            "SIP password is too weak: mix letters and digits, and do not include the number"
+            "SIP password is too weak: mix letters and digits, and do not include the number",
+            "password",
         )
     if not password.isprintable() or any(c in password for c in ' "\\'):
-        raise ExtensionError("SIP password may not contain spaces, quotes or backslashes")
+        raise ExtensionError(
+            "SIP password may not contain spaces, quotes or backslashes", "password"
+        )
     return password
 
 
 def check_name(name: str) -> str:
     if len(name) > 64 or not name.isprintable() or '"' in name or "\\" in name:
-        raise ExtensionError("name must be at most 64 printable characters, without quotes")
+        raise ExtensionError("name must be at most 64 printable characters, without quotes", "name")
     return name
 
 
-def _hashes(db: sqlite_utils.Database, number: str, password: str) -> dict[str, str]:
+def _hashes(db: Database, number: str, password: str) -> dict[str, str]:
     realm = settings.get_text(db, "sip.realm")
     return {
         "realm": realm,
@@ -83,9 +101,9 @@ def _hashes(db: sqlite_utils.Database, number: str, password: str) -> dict[str, 
     }
 
 
-def add(db: sqlite_utils.Database, number: str, name: str = "", password: str | None = None) -> str:
+def add(db: Database, number: str, name: str = "", password: str | None = None) -> str:
     """Create an extension; return its password (generated when none is given)."""
-    check_number(number)
+    check_range(db, number)
     check_name(name)
     password = generate_password() if password is None else check_password(number, password)
     now = time.time()
@@ -101,7 +119,7 @@ def add(db: sqlite_utils.Database, number: str, name: str = "", password: str | 
     return password
 
 
-def set_password(db: sqlite_utils.Database, number: str, password: str | None = None) -> str:
+def set_password(db: Database, number: str, password: str | None = None) -> str:
     """Replace an extension's password; return it (generated when none is given)."""
     password = generate_password() if password is None else check_password(number, password)
     row = _hashes(db, number, password)
@@ -115,27 +133,37 @@ def set_password(db: sqlite_utils.Database, number: str, password: str | None = 
     return password
 
 
-def remove(db: sqlite_utils.Database, number: str) -> None:
+def rename(db: Database, number: str, name: str) -> None:
+    """Change an extension's display name (its caller ID)."""
+    check_name(name)
+    cur = db.execute(
+        "UPDATE extensions SET name = ?, updated_at = ? WHERE number = ?",
+        [name, time.time(), number],
+    )
+    if cur.rowcount == 0:
+        raise ExtensionError(f"no extension {number}")
+
+
+def get(db: Database, number: str) -> Extension | None:
+    row = db.execute("SELECT number, name FROM extensions WHERE number = ?", [number]).fetchone()
+    return None if row is None else Extension(*row)
+
+
+def remove(db: Database, number: str) -> None:
     """Delete an extension and its registrations, in one transaction."""
-    conn = db.conn
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with transaction(db) as conn:
         cur = conn.execute("DELETE FROM extensions WHERE number = ?", [number])
         conn.execute("DELETE FROM registrations WHERE aor = ?", [number])
         if cur.rowcount == 0:
             raise ExtensionError(f"no extension {number}")
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
 
 
-def list_all(db: sqlite_utils.Database) -> list[Extension]:
+def list_all(db: Database) -> list[Extension]:
     rows = db.execute("SELECT number, name FROM extensions ORDER BY CAST(number AS INTEGER)")
     return [Extension(number, name) for number, name in rows.fetchall()]
 
 
-def all_credentials(db: sqlite_utils.Database) -> dict[str, Credentials]:
+def all_credentials(db: Database) -> dict[str, Credentials]:
     """Every extension's credentials, by number (what the registrar serves from)."""
     rows = db.execute("SELECT number, realm, ha1_md5, ha1_sha256 FROM extensions").fetchall()
     return {n: Credentials(realm, {"MD5": md5, "SHA-256": sha}) for n, realm, md5, sha in rows}

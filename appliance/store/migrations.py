@@ -7,14 +7,14 @@ import secrets
 import time
 from collections.abc import Callable
 
-import sqlite_utils
+from appliance.store.database import Database
 
 logger = logging.getLogger(__name__)
 
-Migration = Callable[[sqlite_utils.Database], None]
+Migration = Callable[[Database], None]
 
 
-def _m0001_initial(db: sqlite_utils.Database) -> None:
+def _m0001_initial(db: Database) -> None:
     db.execute(
         """CREATE TABLE settings (
             key TEXT PRIMARY KEY,
@@ -54,7 +54,7 @@ def _m0001_initial(db: sqlite_utils.Database) -> None:
     )
 
 
-def _m0002_cdrs(db: sqlite_utils.Database) -> None:
+def _m0002_cdrs(db: Database) -> None:
     db.execute(
         """CREATE TABLE cdrs (
             id TEXT PRIMARY KEY,
@@ -80,13 +80,50 @@ def _m0002_cdrs(db: sqlite_utils.Database) -> None:
     db.execute("CREATE INDEX cdrs_started ON cdrs (started_at)")
 
 
+def _m0003_web(db: Database) -> None:
+    db.execute(
+        """CREATE TABLE users (
+            username TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),
+            password_hash TEXT NOT NULL,
+            session_epoch INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE api_tokens (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('admin', 'viewer')),
+            token_hash TEXT NOT NULL UNIQUE,
+            created_at REAL NOT NULL,
+            last_used_at REAL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE login_failures (
+            source TEXT PRIMARY KEY,
+            failures INTEGER NOT NULL,
+            first_at REAL NOT NULL,
+            locked_until REAL
+        ) WITHOUT ROWID"""
+    )
+    db.execute("CREATE INDEX cdrs_caller ON cdrs (caller, started_at)")
+    db.execute("CREATE INDEX cdrs_dialled ON cdrs (dialled, started_at)")
+    db.execute(
+        "INSERT INTO settings (key, value) VALUES (?, ?)",
+        ["web.secret_key", secrets.token_hex(32)],
+    )
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial: settings, extensions, registrations", _m0001_initial),
     (2, "call detail records", _m0002_cdrs),
+    (3, "setup page: users, API tokens, login failures", _m0003_web),
 ]
 
 
-def migrate(db: sqlite_utils.Database) -> list[int]:
+def migrate(db: Database) -> list[int]:
     """Apply every migration not yet recorded; return the numbers applied. Safe to repeat."""
     db.execute(
         """CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -118,6 +155,6 @@ def migrate(db: sqlite_utils.Database) -> list[int]:
     return applied
 
 
-def current_version(db: sqlite_utils.Database) -> int:
+def current_version(db: Database) -> int:
     row = db.execute("SELECT MAX(version) FROM schema_migrations").fetchone()
     return int(row[0] or 0)

@@ -5,9 +5,10 @@ Kept in SQLite so that a restart of the core keeps every phone registered.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import time
+from typing import Any, NamedTuple
 
-import sqlite_utils
+from appliance.store.database import Database
 
 COLUMNS = (
     "aor, contact_key, contact, expires_at, call_id, cseq, q, transport, source, user_agent,"
@@ -31,19 +32,36 @@ class Registration(NamedTuple):
     registered_at: float
 
 
-def current(db: sqlite_utils.Database, aor: str, now: float) -> list[Registration]:
+def current(db: Database, aor: str, now: float) -> list[Registration]:
     rows = db.conn.execute(
         f"SELECT {COLUMNS} FROM registrations WHERE aor = ? AND expires_at > ?", (aor, now)
     ).fetchall()
     return [Registration(*row) for row in rows]
 
 
-def all_current(db: sqlite_utils.Database, now: float) -> list[Registration]:
+def all_current(db: Database, now: float) -> list[Registration]:
     rows = db.conn.execute(
         f"SELECT {COLUMNS} FROM registrations WHERE expires_at > ? ORDER BY aor, registered_at",
         (now,),
     ).fetchall()
     return [Registration(*row) for row in rows]
+
+
+def summary(db: Database) -> list[dict[str, Any]]:
+    """Current bindings as people read them (the control socket, `pbx status`, the web page)."""
+    now = time.time()
+    return [
+        {
+            "aor": r.aor,
+            "contact": r.contact,
+            "source": r.source,
+            "transport": r.transport,
+            "user_agent": r.user_agent,
+            "registered_at": r.registered_at,
+            "expires_in": int(r.expires_at - now),
+        }
+        for r in all_current(db, now)
+    ]
 
 
 _UPSERT = (
@@ -56,7 +74,7 @@ _UPSERT = (
 
 
 def write(
-    db: sqlite_utils.Database,
+    db: Database,
     upserts: list[Registration],
     deletes: list[tuple[str, str]],
 ) -> None:
@@ -72,6 +90,6 @@ def write(
         raise
 
 
-def purge_expired(db: sqlite_utils.Database, now: float) -> int:
+def purge_expired(db: Database, now: float) -> int:
     cur = db.conn.execute("DELETE FROM registrations WHERE expires_at <= ?", (now,))
     return cur.rowcount

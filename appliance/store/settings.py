@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import zoneinfo
 from dataclasses import dataclass
 
-import sqlite_utils
+from appliance.store.database import Database
 
 
 class SettingError(ValueError):
@@ -49,7 +50,75 @@ class ListSetting:
         return ",".join(known[item] for item in items)
 
 
-SETTINGS: dict[str, IntSetting | ListSetting] = {
+@dataclass(frozen=True, slots=True)
+class TextSetting:
+    """Free text a technician types (an office name): printable, bounded in length."""
+
+    key: str
+    default: str
+    max_length: int
+    help: str
+
+    def validate(self, text: str) -> str:
+        text = text.strip()
+        if len(text) > self.max_length or not text.isprintable():
+            raise SettingError(f"{self.key} must be at most {self.max_length} printable characters")
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class ChoiceSetting:
+    """One of a fixed set of codes, each with a label for people (`choices` maps code to label)."""
+
+    key: str
+    default: str
+    choices: dict[str, str]
+    help: str
+
+    def validate(self, text: str) -> str:
+        code = text.strip()
+        if code not in self.choices:
+            raise SettingError(f"{self.key} must be one of {', '.join(self.choices)}")
+        return code
+
+
+@dataclass(frozen=True, slots=True)
+class TimezoneSetting:
+    """An IANA time zone name (Europe/Berlin), checked against the system's tz database."""
+
+    key: str
+    default: str
+    help: str
+
+    def validate(self, text: str) -> str:
+        name = text.strip()
+        try:
+            zoneinfo.ZoneInfo(name)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise SettingError(
+                f"{self.key}: {name!r} is not a known time zone (e.g. Europe/Berlin, UTC)"
+            ) from None
+        return name
+
+
+COUNTRIES = {
+    "US": "United States",
+    "UK": "United Kingdom",
+    "DE": "Germany",
+    "FR": "France",
+    "IT": "Italy",
+    "ES": "Spain",
+    "NL": "Netherlands",
+    "PL": "Poland",
+    "RU": "Russia",
+    "UA": "Ukraine",
+    "KZ": "Kazakhstan",
+}
+"""Countries whose tone plans and ring cadences the analog ports will use."""
+
+Setting = IntSetting | ListSetting | TextSetting | ChoiceSetting | TimezoneSetting
+
+SETTINGS: dict[str, Setting] = {
     s.key: s
     for s in (
         IntSetting("sip.min_expires", 60, 1, 3600, "shortest registration accepted (s); 423 below"),
@@ -75,30 +144,37 @@ SETTINGS: dict[str, IntSetting | ListSetting] = {
         IntSetting("calls.max_duration", 10800, 60, 86400, "longest call before it is cut (s)"),
         IntSetting("rtp.port_min", 10000, 1024, 65534, "lowest RTP port (even; RTCP above it)"),
         IntSetting("rtp.port_max", 20000, 1026, 65535, "highest RTP port"),
+        IntSetting("ext.number_min", 10, 10, 999999, "lowest extension number allowed"),
+        IntSetting("ext.number_max", 999999, 10, 999999, "highest extension number allowed"),
+        TextSetting("office.name", "", 64, "the office's name, shown on the setup page"),
+        ChoiceSetting(
+            "office.country", "US", COUNTRIES, "country: sets dial tones and ring cadence"
+        ),
+        TimezoneSetting("office.timezone", "UTC", "time zone for call records and schedules"),
     )
 }
 """Settings a technician may change, with their range and meaning."""
 
 
-def get(db: sqlite_utils.Database, key: str) -> int | str:
+def get(db: Database, key: str) -> int | str:
     spec = SETTINGS[key]
     row = db.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
     return spec.default if row is None else spec.validate(str(row[0]))
 
 
-def get_int(db: sqlite_utils.Database, key: str) -> int:
+def get_int(db: Database, key: str) -> int:
     value = get(db, key)
     assert isinstance(value, int)
     return value
 
 
-def get_list(db: sqlite_utils.Database, key: str) -> tuple[str, ...]:
+def get_list(db: Database, key: str) -> tuple[str, ...]:
     value = get(db, key)
     assert isinstance(value, str)
     return tuple(value.split(","))
 
 
-def set_value(db: sqlite_utils.Database, key: str, text: str) -> int | str:
+def set_value(db: Database, key: str, text: str) -> int | str:
     """Validate and store one setting; raises SettingError with a readable reason."""
     spec = SETTINGS.get(key)
     if spec is None:
@@ -112,9 +188,26 @@ def set_value(db: sqlite_utils.Database, key: str, text: str) -> int | str:
     return value
 
 
-def get_text(db: sqlite_utils.Database, key: str) -> str:
-    """Internal settings written by migrations (realm, secrets)."""
+def get_str(db: Database, key: str) -> str:
+    value = get(db, key)
+    assert isinstance(value, str)
+    return value
+
+
+def get_text(db: Database, key: str) -> str:
+    """Internal settings written by migrations and services (realm, secrets, flags)."""
     row = db.execute("SELECT value FROM settings WHERE key = ?", [key]).fetchone()
     if row is None:
         raise KeyError(key)
     return str(row[0])
+
+
+def set_text(db: Database, key: str, value: str) -> None:
+    """Write an internal setting (never one a technician sets: those go through set_value)."""
+    if key in SETTINGS:
+        raise SettingError(f"{key} is a typed setting; use set_value")
+    db.execute(
+        "INSERT INTO settings (key, value) VALUES (?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        [key, value],
+    )

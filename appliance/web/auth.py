@@ -1,0 +1,234 @@
+"""Who may do what: sessions, roles on every route, first-boot account, login with lock-out.
+
+Every view declares its access with `@access("public" | "viewer" | "admin")`; a route that
+declares nothing is refused (fail closed). Viewers read; only admins change anything."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)  # fmt: skip
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from appliance.store import logins, settings, users
+from appliance.store.database import Database
+from appliance.store.db import open_db
+from appliance.web.forms import AccountForm, LoginForm, reject, secret, text
+
+bp = Blueprint("auth", __name__)
+
+ACCESS_LEVELS = ("public", "viewer", "admin")
+F = TypeVar("F", bound=Callable[..., Any])
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:;"
+    " object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def access(level: str) -> Callable[[F], F]:
+    """Declare who may use a view: anyone, any logged-in user, or admins only."""
+    assert level in ACCESS_LEVELS
+
+    def mark(view: F) -> F:
+        view.access = level  # type: ignore[attr-defined]
+        return view
+
+    return mark
+
+
+def get_db() -> Database:
+    """This request's database connection (opened on first use, closed after the request)."""
+    if "db" not in g:
+        g.db = open_db(current_app.config["DATA_DIR"], migrate_schema=False)
+    db: Database = g.db
+    return db
+
+
+def view_access(endpoint: str | None) -> str:
+    if endpoint is None:
+        return "public"  # no route: the 404 handler answers
+    if endpoint == "static":
+        return "public"
+    view = current_app.view_functions.get(endpoint)
+    return str(getattr(view, "access", "undeclared"))
+
+
+def current_user() -> users.User | None:
+    user: users.User | None = g.get("user")
+    return user
+
+
+def setup_done(db: Database) -> bool:
+    try:
+        return settings.get_text(db, "web.setup_done") == "1"
+    except KeyError:
+        return False
+
+
+def _load_user() -> ResponseReturnValue | None:
+    """Before every page request: find the session's user and enforce the view's access."""
+    g.user = None
+    if request.blueprint == "api":
+        return None  # the API authenticates each request by its bearer token
+    level = view_access(request.endpoint)
+    if level == "public" and request.endpoint == "static":
+        return None
+    db = get_db()
+    if users.count(db) == 0:
+        if request.endpoint != "auth.first_account":
+            return redirect(url_for("auth.first_account"))
+        return None
+    name, epoch = session.get("user"), session.get("epoch")
+    if isinstance(name, str):
+        user = users.get(db, name)
+        if user is not None and user.session_epoch == epoch:
+            g.user = user
+        else:
+            session.clear()  # password or role changed, or the user was removed
+    if level == "public":
+        return None
+    if g.user is None:
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    if level not in ("viewer", "admin") or (level == "admin" and g.user.role != "admin"):
+        abort(403)
+    if (
+        g.user.role == "admin"
+        and request.blueprint not in ("setup", "auth")
+        and request.method == "GET"
+        and not setup_done(db)
+    ):
+        return redirect(url_for("setup.office"))
+    return None
+
+
+def _close_db(_exc: BaseException | None) -> None:
+    db = g.pop("db", None)
+    if db is not None:
+        db.conn.close()
+
+
+def _headers(response: Any) -> Any:
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    response.headers["Referrer-Policy"] = "same-origin"
+    response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
+    if current_app.config["HTTPS"]:
+        response.headers["Strict-Transport-Security"] = "max-age=31536000"
+    if request.endpoint != "static":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _error(exc: HTTPException) -> ResponseReturnValue:
+    code = exc.code or 500
+    message = exc.description or exc.name
+    if isinstance(exc, CSRFError):
+        message = (
+            "This form expired or did not come from this page (CSRF check failed). Go back,"
+            " reload the page and submit it again."
+        )
+    if request.path.startswith("/api/"):
+        return jsonify(error={"code": code, "message": message}), code
+    return render_template("error.html", code=code, name=exc.name, message=message), code
+
+
+def init_app(app: Flask) -> None:
+    app.before_request(_load_user)
+    app.teardown_request(_close_db)
+    app.after_request(_headers)
+    app.register_error_handler(HTTPException, _error)
+
+    @app.context_processor
+    def globals_() -> dict[str, Any]:
+        return {"user": current_user()}
+
+
+def _login(user: users.User) -> None:
+    session.clear()
+    session["user"], session["epoch"] = user.username, user.session_epoch
+    session.permanent = True
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return url_for("dashboard.index")
+
+
+@bp.route("/setup/account", methods=["GET", "POST"])
+@access("public")
+def first_account() -> ResponseReturnValue:
+    """First boot: there is no default password; the first visitor creates the admin."""
+    db = get_db()
+    if users.count(db):
+        return redirect(url_for("auth.login"))
+    form = AccountForm()
+    if form.validate_on_submit():
+        try:
+            user = users.add_first_admin(db, text(form.username), secret(form.password))
+        except users.UserError as exc:
+            reject(form.password, str(exc))
+        else:
+            _login(user)
+            flash(f"Account {user.username} created. Now a few questions about the office.")
+            return redirect(url_for("setup.office"))
+    return render_template("first_account.html", form=form)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@access("public")
+def login() -> ResponseReturnValue:
+    db = get_db()
+    form = LoginForm()
+    source = request.remote_addr or "unknown"
+    wait = logins.locked_for(db, source, time.time())
+    if wait:
+        minutes = int(wait // 60) + 1
+        reject(
+            form.password, f"Too many failed logins from {source}. Try again in {minutes} minutes."
+        )
+        return render_template("login.html", form=form), 429
+    if form.validate_on_submit():
+        user = users.authenticate(db, text(form.username), secret(form.password))
+        if user is None:
+            locked = logins.failed(db, source, time.time())
+            if locked:
+                reject(
+                    form.password,
+                    f"Too many failed logins from {source}:"
+                    f" locked for {int(locked // 60)} minutes.",
+                )
+                return render_template("login.html", form=form), 429
+            reject(form.password, "Wrong user name or password.")
+            return render_template("login.html", form=form), 401
+        logins.succeeded(db, source)
+        _login(user)
+        return redirect(_safe_next(request.args.get("next")))
+    return render_template("login.html", form=form)
+
+
+@bp.route("/logout", methods=["POST"])
+@access("viewer")
+def logout() -> ResponseReturnValue:
+    session.clear()
+    flash("Logged out.")
+    return redirect(url_for("auth.login"))

@@ -1,0 +1,120 @@
+"""Extensions: list, add, rename, delete, new SIP password (shown once) and the printable sheet
+of server, user and password for each phone."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask.typing import ResponseReturnValue
+
+from appliance.store import extensions, registrations
+from appliance.store.db import transaction
+from appliance.store.extensions import ExtensionError
+from appliance.web import corectl
+from appliance.web.auth import access, get_db
+from appliance.web.forms import ConfirmForm, ExtensionForm, ExtensionNameForm, reject, secret, text
+
+bp = Blueprint("extensions", __name__, url_prefix="/extensions")
+
+
+def _applied(message: str) -> None:
+    if corectl.reload():
+        flash(message)
+    else:
+        flash(f"{message} The core is not running; it applies this when it starts.")
+
+
+@bp.route("/")
+@access("viewer")
+def index() -> ResponseReturnValue:
+    db = get_db()
+    registered: dict[str, int] = {}
+    for row in registrations.summary(db):
+        registered[row["aor"]] = registered.get(row["aor"], 0) + 1
+    return render_template(
+        "extensions.html", extensions=extensions.list_all(db), registered=registered,
+        form=ConfirmForm(),
+    )  # fmt: skip
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@access("admin")
+def new() -> ResponseReturnValue:
+    form = ExtensionForm()
+    if form.validate_on_submit():
+        number = text(form.number)
+        try:
+            password = extensions.add(
+                get_db(), number, text(form.name), secret(form.password) or None
+            )
+        except ExtensionError as exc:
+            reject(form[exc.field], str(exc))
+        else:
+            _applied(f"Extension {number} added.")
+            return render_template(
+                "sheet.html", entries=[(number, text(form.name), password)],
+                sip_server=corectl.sip_server(),
+            )  # fmt: skip
+    return render_template("extension_form.html", form=form, number=None)
+
+
+def _existing(number: str) -> extensions.Extension:
+    ext = extensions.get(get_db(), number)
+    if ext is None:
+        abort(404, f"There is no extension {number}.")
+    return ext
+
+
+@bp.route("/<number>/edit", methods=["GET", "POST"])
+@access("admin")
+def edit(number: str) -> ResponseReturnValue:
+    ext = _existing(number)
+    form = ExtensionNameForm(data={"name": ext.name})
+    if form.validate_on_submit():
+        try:
+            extensions.rename(get_db(), number, text(form.name))
+        except ExtensionError as exc:
+            reject(form.name, str(exc))
+        else:
+            _applied(f"Extension {number} saved.")
+            return redirect(url_for("extensions.index"))
+    return render_template("extension_form.html", form=form, number=number, confirm=ConfirmForm())
+
+
+@bp.route("/<number>/delete", methods=["POST"])
+@access("admin")
+def delete(number: str) -> ResponseReturnValue:
+    _existing(number)
+    if ConfirmForm().validate_on_submit():
+        extensions.remove(get_db(), number)
+        _applied(f"Extension {number} deleted.")
+    return redirect(url_for("extensions.index"))
+
+
+@bp.route("/<number>/password", methods=["POST"])
+@access("admin")
+def password(number: str) -> ResponseReturnValue:
+    ext = _existing(number)
+    if not ConfirmForm().validate_on_submit():
+        return redirect(url_for("extensions.index"))
+    secret = extensions.set_password(get_db(), number)
+    _applied(f"Extension {number} has a new SIP password: enter it in the phone.")
+    return render_template(
+        "sheet.html", entries=[(number, ext.name, secret)], sip_server=corectl.sip_server()
+    )
+
+
+@bp.route("/sheet", methods=["POST"])
+@access("admin")
+def sheet() -> ResponseReturnValue:
+    """New passwords for every extension, on one printable sheet (stored passwords cannot be
+    shown: only their digests are kept)."""
+    db = get_db()
+    if not ConfirmForm().validate_on_submit():
+        return redirect(url_for("extensions.index"))
+    with transaction(db):
+        entries = [
+            (e.number, e.name, extensions.set_password(db, e.number))
+            for e in extensions.list_all(db)
+        ]
+    _applied(f"New SIP passwords for {len(entries)} extensions: enter them in the phones.")
+    return render_template("sheet.html", entries=entries, sip_server=corectl.sip_server())

@@ -1,0 +1,92 @@
+"""Run the setup page under waitress (a production WSGI server), as the `pbx-web` service."""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import signal
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
+
+from appliance.service import sd_notify
+from appliance.web import create_app
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+logger = logging.getLogger(__name__)
+
+THREADS = 4
+"""Requests served at once: a technician or two, the dashboard's refresh and a script."""
+
+
+M_ARENA_MAX = -8  # glibc mallopt parameter (malloc.h)
+TRIM_INTERVAL = 5.0
+
+
+class MallocTrimmer:
+    """Keeps an idle pbx-web small (its RSS budget is 35 MiB) with glibc's allocator:
+
+    - one malloc arena for all threads, not one per waitress thread, each holding freed memory;
+    - `malloc_trim(0)` once requests have stopped for TRIM_INTERVAL, giving freed pages back
+      (a page render or a password hash leaves a few MiB free in the heap otherwise).
+    A no-op where the C library is not glibc."""
+
+    def __init__(self) -> None:
+        self._libc = ctypes.CDLL(None)
+        self._busy = threading.Event()
+        self.available = hasattr(self._libc, "malloc_trim")
+        if self.available:
+            self._libc.mallopt(M_ARENA_MAX, 1)
+
+    def wrap(self, app: WSGIApplication) -> WSGIApplication:
+        def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+            self._busy.set()
+            return app(environ, start_response)
+
+        return wsgi
+
+    def start(self) -> None:
+        if self.available:
+            threading.Thread(target=self._run, name="malloc-trim", daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            self._busy.wait()
+            self._busy.clear()
+            while self._busy.wait(TRIM_INTERVAL):  # wait for a quiet spell
+                self._busy.clear()
+            self._libc.malloc_trim(0)
+
+
+def serve(data_dir: Path, host: str, port: int) -> None:
+    """Serve until SIGTERM/SIGINT. Prints `pbx-web: http://HOST:PORT/` once listening."""
+    trimmer = MallocTrimmer()
+    app = trimmer.wrap(create_app({"DATA_DIR": data_dir}))
+    server: BaseWSGIServer | MultiSocketServer = create_server(
+        app, host=host, port=port, threads=THREADS, ident="pbx", clear_untrusted_proxy_headers=True,
+        channel_timeout=60, connection_limit=64,
+    )  # fmt: skip
+
+    def stop(_signum: int, _frame: FrameType | None) -> None:
+        sd_notify("STOPPING=1")
+        server.close()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    assert isinstance(server, BaseWSGIServer) and server.socket is not None  # one address
+    bound_host, bound_port = server.socket.getsockname()[:2]
+    shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+    print(f"pbx-web: http://{shown}:{bound_port}/", flush=True)
+    trimmer.start()
+    sd_notify("READY=1")
+    try:
+        server.run()
+    finally:
+        print("pbx-web: stopped", flush=True)

@@ -1,0 +1,204 @@
+"""The system page: your password, users and roles, API tokens, backup and restore of the whole
+configuration, and restarting services."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)  # fmt: skip
+from flask.typing import ResponseReturnValue
+
+from appliance.service import reexec
+from appliance.store import backup, tokens, users
+from appliance.store.users import UserError
+from appliance.web import corectl
+from appliance.web.auth import access, current_user, get_db
+from appliance.web.forms import (
+    ConfirmForm,
+    PasswordChangeForm,
+    RestartForm,
+    RestoreForm,
+    TokenForm,
+    UserForm,
+    reject,
+    secret,
+    text,
+)  # fmt: skip
+
+bp = Blueprint("system", __name__, url_prefix="/system")
+
+
+def _page(**forms: object) -> ResponseReturnValue:
+    db = get_db()
+    defaults = {
+        "password_form": PasswordChangeForm(prefix="pw"),
+        "user_form": UserForm(prefix="user"),
+        "token_form": TokenForm(prefix="token"),
+        "restore_form": RestoreForm(prefix="restore"),
+        "restart_form": RestartForm(prefix="restart"),
+        "confirm": ConfirmForm(),
+    }
+    defaults.update(forms)  # a rejected form comes back with what was typed and why
+    status = 400 if forms else 200
+    return render_template(
+        "system.html", users=users.list_all(db), tokens=tokens.list_all(db), **defaults
+    ), status
+
+
+@bp.route("")
+@access("viewer")
+def index() -> ResponseReturnValue:
+    return _page()
+
+
+@bp.route("/password", methods=["POST"])
+@access("viewer")
+def password() -> ResponseReturnValue:
+    """Anyone logged in may change their own password (a viewer included)."""
+    user = current_user()
+    assert user is not None
+    form = PasswordChangeForm(prefix="pw")
+    if form.validate_on_submit():
+        db = get_db()
+        if users.authenticate(db, user.username, secret(form.current)) is None:
+            reject(form.current, "This is not your current password.")
+        else:
+            try:
+                users.set_password(db, user.username, secret(form.password))
+            except UserError as exc:
+                reject(form.password, str(exc))
+            else:
+                session["epoch"] = user.session_epoch + 1  # this session goes on; others end
+                flash("Password changed. Other sessions of yours are logged out.")
+                return redirect(url_for("system.index"))
+    return _page(password_form=form)
+
+
+@bp.route("/users", methods=["POST"])
+@access("admin")
+def add_user() -> ResponseReturnValue:
+    form = UserForm(prefix="user")
+    if form.validate_on_submit():
+        try:
+            users.add(get_db(), text(form.username), secret(form.password), text(form.role))
+        except UserError as exc:
+            reject(form[exc.field], str(exc))
+        else:
+            flash(f"User {text(form.username)} added as {form.role.data}.")
+            return redirect(url_for("system.index"))
+    return _page(user_form=form)
+
+
+@bp.route("/users/<username>/role", methods=["POST"])
+@access("admin")
+def set_role(username: str) -> ResponseReturnValue:
+    if ConfirmForm().validate_on_submit():
+        try:
+            users.set_role(get_db(), username, request.form.get("role", ""))
+        except UserError as exc:
+            flash(str(exc), "error")
+        else:
+            flash(f"{username} is now {request.form['role']}.")
+    return redirect(url_for("system.index"))
+
+
+@bp.route("/users/<username>/delete", methods=["POST"])
+@access("admin")
+def delete_user(username: str) -> ResponseReturnValue:
+    if ConfirmForm().validate_on_submit():
+        try:
+            users.remove(get_db(), username)
+        except UserError as exc:
+            flash(str(exc), "error")
+        else:
+            flash(f"User {username} removed.")
+    return redirect(url_for("system.index"))
+
+
+@bp.route("/tokens", methods=["POST"])
+@access("admin")
+def add_token() -> ResponseReturnValue:
+    form = TokenForm(prefix="token")
+    if form.validate_on_submit():
+        try:
+            token, clear = tokens.create(get_db(), text(form.name), text(form.role))
+        except UserError as exc:
+            reject(form.name, str(exc))
+        else:
+            return render_template("token_created.html", token=token, clear=clear)
+    return _page(token_form=form)
+
+
+@bp.route("/tokens/<int:token_id>/delete", methods=["POST"])
+@access("admin")
+def revoke_token(token_id: int) -> ResponseReturnValue:
+    if ConfirmForm().validate_on_submit():
+        try:
+            tokens.revoke(get_db(), token_id)
+        except UserError as exc:
+            flash(str(exc), "error")
+        else:
+            flash("Token revoked: programs using it are refused from now on.")
+    return redirect(url_for("system.index"))
+
+
+@bp.route("/backup", methods=["POST"])
+@access("admin")
+def download_backup() -> ResponseReturnValue:
+    """POST (with the CSRF token), not GET: the file holds credential hashes."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return Response(
+        backup.dumps(get_db()), mimetype="application/json",
+        headers={"Content-Disposition": f"attachment; filename=pbx-backup-{stamp}.json"},
+    )  # fmt: skip
+
+
+@bp.route("/restore", methods=["POST"])
+@access("admin")
+def restore() -> ResponseReturnValue:
+    form = RestoreForm(prefix="restore")
+    if form.validate_on_submit():
+        try:
+            counts = backup.restore(get_db(), form.backup.data.read())
+        except backup.BackupError as exc:
+            reject(form.backup, f"Nothing was changed: {exc}")
+        else:
+            corectl.reload()
+            flash(
+                f"Configuration restored: {counts['extensions']} extensions,"
+                f" {counts['users']} users, {counts['api_tokens']} API tokens."
+            )
+            return redirect(url_for("system.index"))
+    return _page(restore_form=form)
+
+
+@bp.route("/restart", methods=["POST"])
+@access("admin")
+def restart() -> ResponseReturnValue:
+    form = RestartForm(prefix="restart")
+    if not form.validate_on_submit():
+        return _page(restart_form=form)
+    if form.service.data == "core":
+        if corectl.restart():
+            flash("pbx-core is restarting; phones stay registered.")
+        else:
+            flash("pbx-core is not running, so it cannot be restarted from here.", "error")
+        return redirect(url_for("system.index"))
+    flash("pbx-web restarted.")
+    if not current_app.testing:
+        threading.Timer(0.5, reexec).start()  # after this answer has been sent
+    return redirect(url_for("system.index"))
