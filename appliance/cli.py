@@ -53,10 +53,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_web(args: argparse.Namespace) -> int:
-    from appliance.web.server import serve  # Flask is loaded only by the web service
+    from appliance.web.server import ServeError, serve  # Flask: loaded by the web service only
 
     host, port = args.listen
-    serve(args.data, host, port)
+    try:
+        serve(args.data, host, port, https=args.https)
+    except ServeError as exc:
+        print(f"pbx: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -188,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen", type=_hostport, default=("127.0.0.1", 8080), metavar="HOST:PORT",
                    help="address for the web page (default 127.0.0.1:8080; 0.0.0.0:8080 on "
                         "the box)")  # fmt: skip
+    p.add_argument("--https", action="store_true",
+                   help="serve HTTPS with the box's self-signed certificate (DATA/tls, made "
+                        "on first start); cookies are then marked Secure")  # fmt: skip
 
     db = command(sub, "db", "database maintenance", None)
     dbsub = db.add_subparsers(dest="db_command", required=True, metavar="COMMAND")

@@ -9,9 +9,9 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from waitress.server import BaseWSGIServer, MultiSocketServer, create_server
+from waitress.server import BaseWSGIServer, create_server
 
 from appliance.service import sd_notify
 from appliance.web import create_app
@@ -64,14 +64,45 @@ class MallocTrimmer:
             self._libc.malloc_trim(0)
 
 
-def serve(data_dir: Path, host: str, port: int) -> None:
-    """Serve until SIGTERM/SIGINT. Prints `pbx-web: http://HOST:PORT/` once listening."""
+class ServeError(Exception):
+    """The page cannot be served (address in use, no certificate). `str()` says why."""
+
+
+def serve(data_dir: Path, host: str, port: int, https: bool = False) -> None:
+    """Serve until SIGTERM/SIGINT. Prints `pbx-web: http(s)://HOST:PORT/` once listening.
+
+    With `https`, a TLS front (appliance.web.tls) listens on HOST:PORT with the box's
+    self-signed certificate (made now if there is none) and waitress serves behind it."""
     trimmer = MallocTrimmer()
-    app = trimmer.wrap(create_app({"DATA_DIR": data_dir}))
-    server: BaseWSGIServer | MultiSocketServer = create_server(
-        app, host=host, port=port, threads=THREADS, ident="pbx", clear_untrusted_proxy_headers=True,
-        channel_timeout=60, connection_limit=64,
-    )  # fmt: skip
+    app: WSGIApplication = create_app({"DATA_DIR": data_dir, "HTTPS": https})
+    options: dict[str, Any] = {
+        "threads": THREADS,
+        "ident": "pbx",
+        "channel_timeout": 60,
+        "connection_limit": 64,
+    }
+    try:
+        if https:
+            from appliance.web import tls
+
+            try:
+                cert, key = tls.certificate(data_dir, [host])
+                backend = tls.backend_socket()
+                front = tls.TlsFront(cert, key, backend.getsockname()[:2])
+                front.listen(host, port)
+            except tls.TlsError as exc:
+                raise ServeError(str(exc)) from None
+            app = tls.RealPeer(app, front.peers)
+            server = create_server(
+                trimmer.wrap(app), sockets=[backend], url_scheme="https", **options
+            )
+            bound_host, bound_port = front.bound
+        else:
+            server = create_server(trimmer.wrap(app), host=host, port=port, **options)
+            assert isinstance(server, BaseWSGIServer) and server.socket is not None
+            bound_host, bound_port = server.socket.getsockname()[:2]
+    except OSError as exc:
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
     def stop(_signum: int, _frame: FrameType | None) -> None:
         sd_notify("STOPPING=1")
@@ -80,10 +111,8 @@ def serve(data_dir: Path, host: str, port: int) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    assert isinstance(server, BaseWSGIServer) and server.socket is not None  # one address
-    bound_host, bound_port = server.socket.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-    print(f"pbx-web: http://{shown}:{bound_port}/", flush=True)
+    print(f"pbx-web: {'https' if https else 'http'}://{shown}:{bound_port}/", flush=True)
     trimmer.start()
     sd_notify("READY=1")
     try:
