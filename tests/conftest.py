@@ -1,4 +1,4 @@
-"""Shared fixtures: a real `pbx run` process over a real SQLite file in a temporary directory."""
+"""Shared fixtures: real `pbx` service processes over a real SQLite file in a temp directory."""
 
 from __future__ import annotations
 
@@ -27,36 +27,28 @@ def pbx_cli(data: Path, *args: str, check: bool = True) -> subprocess.CompletedP
 
 
 @dataclass
-class CoreProcess:
-    """A `pbx run` child process; `host`/`port` are where its SIP transports listen."""
+class ServiceProcess:
+    """A `pbx` service child process over `data`, its output read all the time."""
 
     data: Path
-    sip: str = "127.0.0.1:0"
-    host: str = ""
-    port: int = 0
     proc: subprocess.Popen[str] | None = None
     lines: Feed[str] = field(default_factory=Feed, repr=False)
     _reader: threading.Thread = field(default_factory=threading.Thread, repr=False)
     netns_pid: int | None = None
-    run_args: tuple[str, ...] = ()
 
-    def start(self, timeout: float = 20.0) -> None:
-        argv = [sys.executable, "-m", "appliance", "--data", str(self.data), "run", "--sip",
-                self.sip, *self.run_args]  # fmt: skip
+    def spawn(self, *args: str) -> None:
+        """Start `pbx --data DATA ARGS` (inside the netns when `netns_pid` is set)."""
+        argv = [sys.executable, "-m", "appliance", "--data", str(self.data), *args]
         if self.netns_pid is not None:
             argv = ["nsenter", "-t", str(self.netns_pid), "-n", *argv]
         self.proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )  # fmt: skip
-        # Drain the output all the time: a core blocked on a full pipe would stop serving.
+        # Drain the output all the time: a service blocked on a full pipe would stop serving.
         self.lines = Feed()
         self._reader = threading.Thread(target=self._read, args=(self.proc,), daemon=True)
         self._reader.start()
-        line = self.wait_output(READY_PREFIX, timeout)
-        hostport = line[len(READY_PREFIX) :].split(",")[0]
-        host, _, port = hostport.rpartition(":")
-        self.host, self.port = host, int(port)
 
     def _read(self, proc: subprocess.Popen[str]) -> None:
         assert proc.stdout is not None
@@ -66,31 +58,21 @@ class CoreProcess:
 
     @property
     def output(self) -> list[str]:
-        """Every line the core has printed since it (re)started."""
+        """Every line the service has printed since it (re)started."""
         return self.lines.items
 
-    @property
-    def demo_passwords(self) -> dict[str, str]:
-        """Passwords `run --demo` printed: lines `  101  password SECRET`."""
-        found = {}
-        for line in self.output:
-            parts = line.split()
-            if len(parts) == 3 and parts[1] == "password":
-                found[parts[0]] = parts[2]
-        return found
-
     def wait_output(self, text: str, timeout: float = 20.0) -> str:
-        """Wait until the core has printed a line containing `text`; return that line."""
+        """Wait until the service has printed a line containing `text`; return that line."""
         try:
             return self.lines.wait(lambda line: text in line, timeout)[0]
         except FeedClosed as exc:
             output = "\n".join(self.output)
             raise AssertionError(
-                f"core never printed {text!r} ({exc}); output:\n{output}"
+                f"service never printed {text!r} ({exc}); output:\n{output}"
             ) from None
 
     def stop(self) -> int:
-        """SIGTERM the core (by PID) and wait; return its exit status."""
+        """SIGTERM the service (by PID) and wait; return its exit status."""
         assert self.proc is not None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -101,6 +83,33 @@ class CoreProcess:
             rc = self.proc.wait()
         self._reader.join(timeout=10)
         return rc
+
+
+@dataclass
+class CoreProcess(ServiceProcess):
+    """A `pbx run` child process; `host`/`port` are where its SIP transports listen."""
+
+    sip: str = "127.0.0.1:0"
+    host: str = ""
+    port: int = 0
+    run_args: tuple[str, ...] = ()
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.spawn("run", "--sip", self.sip, *self.run_args)
+        line = self.wait_output(READY_PREFIX, timeout)
+        hostport = line[len(READY_PREFIX) :].split(",")[0]
+        host, _, port = hostport.rpartition(":")
+        self.host, self.port = host, int(port)
+
+    @property
+    def demo_passwords(self) -> dict[str, str]:
+        """Passwords `run --demo` printed: lines `  101  password SECRET`."""
+        found = {}
+        for line in self.output:
+            parts = line.split()
+            if len(parts) == 3 and parts[1] == "password":
+                found[parts[0]] = parts[2]
+        return found
 
     def restart(self) -> None:
         """Stop and start again on the same address and data directory."""

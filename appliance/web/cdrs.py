@@ -9,10 +9,12 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from flask import Blueprint, Response, render_template, request, stream_with_context
+from flask import Blueprint, Response, current_app, render_template, request
 from flask.typing import ResponseReturnValue
 
 from appliance.store import cdrs, settings
+from appliance.store.database import Database
+from appliance.store.db import open_db
 from appliance.web.auth import access, get_db
 from appliance.web.forms import CdrFilterForm
 
@@ -24,6 +26,13 @@ CSV_COLUMNS = (
     "disposition", "duration", "billsec", "hangup_side", "hangup_cause", "codec_caller",
     "codec_callee",
 )  # fmt: skip
+
+
+def cell(value: object) -> object:
+    """A CSV cell a spreadsheet will not run: text starting like a formula gets a quote."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
 
 
 def office_zone() -> ZoneInfo:
@@ -70,7 +79,7 @@ def index() -> ResponseReturnValue:
     )  # fmt: skip
 
 
-@bp.route(".csv")
+@bp.route("/export.csv")
 @access("viewer")
 def export() -> ResponseReturnValue:
     form = CdrFilterForm(request.args)
@@ -78,9 +87,17 @@ def export() -> ResponseReturnValue:
         return index()
     zone = office_zone()
     where = selection(form, zone)
-    db = get_db()
+    data_dir = current_app.config["DATA_DIR"]
 
     def lines() -> Iterator[str]:
+        # Its own connection: the request's is closed before the last line is streamed.
+        db = open_db(data_dir, migrate_schema=False)
+        try:
+            yield from rows(db)
+        finally:
+            db.conn.close()
+
+    def rows(db: Database) -> Iterator[str]:
         out = io.StringIO()
         writer = csv.writer(out)
         writer.writerow(CSV_COLUMNS)
@@ -92,7 +109,7 @@ def export() -> ResponseReturnValue:
                         local_time(row["started_at"], zone) if c == "started"
                         else local_time(row["answered_at"], zone) if c == "answered"
                         else local_time(row["ended_at"], zone) if c == "ended"
-                        else row[c]
+                        else cell(row[c])
                         for c in CSV_COLUMNS
                     ]
                 )  # fmt: skip
@@ -104,6 +121,6 @@ def export() -> ResponseReturnValue:
             yield out.getvalue()
 
     return Response(
-        stream_with_context(lines()), mimetype="text/csv",
+        lines(), mimetype="text/csv",
         headers={"Content-Disposition": "attachment; filename=calls.csv"},
     )  # fmt: skip

@@ -7,12 +7,14 @@ the password strong) is checked by the store, the one place every entry point go
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Iterable
 from functools import cache
 from typing import cast
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import DateField, Field, IntegerField, PasswordField, SelectField, StringField
+from wtforms.fields.choices import SelectChoice  # type: ignore[attr-defined]  # new in 3.3
 from wtforms.validators import DataRequired, EqualTo, InputRequired, NumberRange, Optional
 
 from appliance.store.cdrs import DISPOSITIONS
@@ -35,12 +37,16 @@ def reject(field: Field, message: str) -> None:
     cast(list[str], field.errors).append(message)
 
 
-ROLE_CHOICES = [(r, r.capitalize()) for r in ROLES]
+def choices(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:
+    return [SelectChoice(value, label) for value, label in pairs]
+
+
+ROLE_CHOICES = choices((r, r.capitalize()) for r in ROLES)
 
 
 @cache
-def timezone_choices() -> list[tuple[str, str]]:
-    return [(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones())]
+def timezone_choices() -> list[SelectChoice]:
+    return choices((n, n.replace("_", " ")) for n in sorted(zoneinfo.available_timezones()))
 
 
 class AccountForm(FlaskForm):
@@ -74,7 +80,7 @@ class OfficeForm(FlaskForm):
         "Office name", [DataRequired()], description="Shown at the top of every page."
     )
     country = SelectField(
-        "Country", choices=list(COUNTRIES.items()),
+        "Country", choices=choices(COUNTRIES.items()),
         description="Sets the dial tone, ring cadence and caller-ID style of the analog ports.",
     )  # fmt: skip
     timezone = SelectField(
@@ -141,7 +147,7 @@ class CdrFilterForm(FlaskForm):
         "Extension", [Optional()], description="Calls made, dialled or answered by this number."
     )
     disposition = SelectField(
-        "Result", [Optional()], choices=[("", "Any"), *((d, d) for d in DISPOSITIONS)],
+        "Result", [Optional()], choices=choices([("", "Any"), *((d, d) for d in DISPOSITIONS)]),
         description="How the call ended.",
     )  # fmt: skip
 
@@ -195,6 +201,7 @@ class RestoreForm(FlaskForm):
 
 class RestartForm(FlaskForm):
     service = SelectField(
-        "Service", choices=[("core", "pbx-core (calls end)"), ("web", "pbx-web (this page)")],
+        "Service",
+        choices=choices([("core", "pbx-core (calls end)"), ("web", "pbx-web (this page)")]),
         description="Restarting the core ends calls in progress; phones stay registered.",
     )  # fmt: skip
