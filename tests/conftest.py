@@ -152,3 +152,34 @@ def core(core_factory: type[CoreProcess], tmp_path: Path) -> CoreProcess:
     proc = core_factory(data=tmp_path / "var")
     proc.start()
     return proc
+
+
+@dataclass
+class WebProcess(ServiceProcess):
+    """A `pbx web` child process; `url` is where it serves (`http://127.0.0.1:PORT`)."""
+
+    listen: str = "127.0.0.1:0"
+    https: bool = False
+    url: str = ""
+
+    def start(self, timeout: float = 20.0) -> None:
+        self.spawn("web", "--listen", self.listen, *(["--https"] if self.https else []))
+        line = self.wait_output("pbx-web: http", timeout)
+        self.url = line.split("pbx-web: ", 1)[1].rstrip("/")
+
+
+@pytest.fixture
+def web_factory(tmp_path: Path) -> Iterator[type[WebProcess]]:
+    """Build web services with `web_factory(data=...)`; all are stopped after the test."""
+    started: list[WebProcess] = []
+
+    class Factory(WebProcess):
+        def start(self, timeout: float = 20.0) -> None:
+            super().start(timeout)
+            if all(w is not self for w in started):
+                started.append(self)
+
+    yield Factory
+    for web in started:
+        if web.proc is not None and web.proc.poll() is None:
+            web.stop()

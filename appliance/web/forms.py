@@ -9,7 +9,6 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Iterable
 from functools import cache
-from typing import cast
 
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
@@ -33,8 +32,9 @@ def secret(field: Field) -> str:
 
 
 def reject(field: Field, message: str) -> None:
-    """Show `message` under the field (the form is rendered again with what was typed)."""
-    cast(list[str], field.errors).append(message)
+    """Show `message` under the field (the form is rendered again with what was typed).
+    Works before validation too, when wtforms still holds the errors in a tuple."""
+    field.errors = [*field.errors, message]
 
 
 def choices(pairs: Iterable[tuple[str, str]]) -> list[SelectChoice]:

@@ -4,8 +4,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -16,43 +14,11 @@ from werkzeug.test import TestResponse
 from appliance.store import extensions, settings, users
 from appliance.store.db import open_db
 from appliance.web import create_app
-from tests.conftest import ServiceProcess
 
 ADMIN = ("admin", "Adm1n-Secret!")
 VIEWER = ("viewer", "V1ewer-Secret!")
 CSRF_RE = re.compile(r'name="csrf_token" type="hidden" value="([^"]+)"')
 HIDDEN_CSRF_RE = re.compile(r'type="hidden" name="csrf_token" value="([^"]+)"')
-
-
-@dataclass
-class WebProcess(ServiceProcess):
-    """A `pbx web` child process; `url` is where it serves (`http://127.0.0.1:PORT`)."""
-
-    listen: str = "127.0.0.1:0"
-    https: bool = False
-    url: str = ""
-
-    def start(self, timeout: float = 20.0) -> None:
-        self.spawn("web", "--listen", self.listen, *(["--https"] if self.https else []))
-        line = self.wait_output("pbx-web: http", timeout)
-        self.url = line.split("pbx-web: ", 1)[1].rstrip("/")
-
-
-@pytest.fixture
-def web_factory(tmp_path: Path) -> Iterator[type[WebProcess]]:
-    """Build web services with `web_factory(data=...)`; all are stopped after the test."""
-    started: list[WebProcess] = []
-
-    class Factory(WebProcess):
-        def start(self, timeout: float = 20.0) -> None:
-            super().start(timeout)
-            if all(w is not self for w in started):
-                started.append(self)
-
-    yield Factory
-    for web in started:
-        if web.proc is not None and web.proc.poll() is None:
-            web.stop()
 
 
 def csrf_token(html: str) -> str:

@@ -1,0 +1,85 @@
+"""Fixtures for the browser tests: Debian's Chromium driven by Playwright (no browser download),
+and the box (a real `pbx run` and `pbx web` over one SQLite file)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, ViewportSize, sync_playwright
+
+from tests.conftest import CoreProcess, WebProcess
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+"""What Chromium needs here: root (no sandbox), no GPU, and no calls home (the network is
+closed, and every refused connection costs time)."""
+
+DESKTOP: ViewportSize = {"width": 1280, "height": 800}
+PHONE: ViewportSize = {"width": 390, "height": 844}
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@dataclass
+class Box:
+    core: CoreProcess
+    web: WebProcess
+
+    @property
+    def data(self) -> Path:
+        return self.core.data
+
+    @property
+    def sip(self) -> tuple[str, int]:
+        return self.core.host, self.core.port
+
+
+@pytest.fixture
+def box(core_factory: type[CoreProcess], web_factory: type[WebProcess], tmp_path: Path) -> Box:
+    """A fresh box: nobody has logged in yet (first boot)."""
+    data = tmp_path / "var"
+    core = core_factory(data=data)
+    core.start()
+    web = web_factory(data=data)
+    web.start()
+    return Box(core, web)
+
+
+@pytest.fixture
+def context(browser: Browser, box: Box) -> Iterator[BrowserContext]:
+    ctx = browser.new_context(base_url=box.web.url, viewport=DESKTOP)
+    ctx.set_default_timeout(15_000)
+    yield ctx
+    ctx.close()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
+
+
+def shoot(page: Page, name: str) -> None:
+    """Save the page at desktop and phone size under docs/screenshots/, and check that at
+    phone size nothing but a table's own scroller is wider than the screen."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    for label, size in (("desktop", DESKTOP), ("phone", PHONE)):
+        page.set_viewport_size(size)
+        page.screenshot(path=SCREENSHOTS / f"{name}-{label}.png", full_page=True)
+        overflow = page.evaluate("document.documentElement.scrollWidth")
+        assert overflow <= size["width"], (
+            f"{name}: the page is {overflow} px wide on a {size['width']} px screen"
+        )
+    page.set_viewport_size(DESKTOP)
