@@ -4,15 +4,20 @@
 #
 #   ./setup.sh               install only
 #   ./setup.sh run [ARGS]    install, then `pbx run --demo ARGS` (data in ./var, SIP 127.0.0.1:5060)
+#                            with `pbx web` beside it (the setup page on http://127.0.0.1:8080/)
 #   ./setup.sh test [ARGS]   install with test tools, then ruff, mypy and pytest ARGS
 set -euo pipefail
 cd "$(dirname "$0")"
 
 APT_PACKAGES=(python3 python3-venv python3-dev gcc sqlite3 iproute2 util-linux coreutils procps
-              sip-tester baresip-core tcpdump)
+              openssl tzdata sip-tester baresip-core tcpdump)
+# The browser tests drive Debian's Chromium (Playwright downloads no browser of its own).
+TEST_APT_PACKAGES=(chromium fonts-dejavu-core)
 
+packages=("${APT_PACKAGES[@]}")
+[ "${1:-}" = test ] && packages+=("${TEST_APT_PACKAGES[@]}")
 missing=()
-for pkg in "${APT_PACKAGES[@]}"; do
+for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
 done
 if ((${#missing[@]})); then
@@ -36,7 +41,13 @@ fi
 
 case "$mode" in
   install) echo "setup: done; run .venv/bin/pbx --help" ;;
-  run) shift; exec .venv/bin/pbx run --demo "$@" ;;
+  run)
+    shift
+    .venv/bin/pbx web &
+    web_pid=$!
+    trap 'kill "$web_pid" 2>/dev/null; wait "$web_pid" 2>/dev/null' EXIT
+    .venv/bin/pbx run --demo "$@"
+    ;;
   test)
     shift
     .venv/bin/ruff check .
