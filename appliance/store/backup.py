@@ -109,17 +109,27 @@ def check(data: bytes) -> dict[str, Any]:
             users.check_role(user["role"])
         except users.UserError as exc:
             raise BackupError(str(exc)) from None
-        if not user["password_hash"].startswith("scrypt$"):
-            raise BackupError(f"user {user['username']}: password hash is damaged")
+        try:
+            users.parse_hash(user["password_hash"])
+        except ValueError:
+            raise BackupError(f"user {user['username']}: password hash is damaged") from None
     if not any(u["role"] == "admin" for u in people):
         raise BackupError("the backup has no admin user: restoring it would lock everyone out")
     for token in _list(doc, "api_tokens", ("name", "role", "token_hash")):
         if token["role"] not in users.ROLES or not HEX_RE.match(token["token_hash"]):
             raise BackupError(f"API token {token['name']!r} is damaged")
-    for key in ("extensions", "users"):
-        names = [item["number" if key == "extensions" else "username"] for item in doc[key]]
-        if len(set(names)) != len(names):
-            raise BackupError(f"'{key}' lists the same entry twice")
+        created = token.get("created_at", 0)
+        if isinstance(created, bool) or not isinstance(created, int | float) or created < 0:
+            raise BackupError(f"API token {token['name']!r} has a damaged date")
+    for key, unique, what in (("extensions", "number", "extension"),
+                              ("users", "username", "user"),
+                              ("api_tokens", "token_hash", "API token")):  # fmt: skip
+        seen: set[str] = set()
+        for item in doc[key]:
+            if item[unique] in seen:
+                shown = item["name"] if key == "api_tokens" else item[unique]
+                raise BackupError(f"the backup lists {what} {shown} twice")
+            seen.add(item[unique])
     return doc
 
 
@@ -144,10 +154,13 @@ def restore(db: Database, data: bytes) -> dict[str, int]:
              for e in doc["extensions"]],
         )  # fmt: skip
         conn.execute("DELETE FROM registrations WHERE aor NOT IN (SELECT number FROM extensions)")
+        # Sessions made before the restore end: every restored user starts a new epoch.
+        (epoch,) = conn.execute("SELECT COALESCE(MAX(session_epoch), 0) + 1 FROM users").fetchone()
         conn.execute("DELETE FROM users")
         conn.executemany(
-            "INSERT INTO users (username, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
-            [(u["username"], u["role"], u["password_hash"], now) for u in doc["users"]],
+            "INSERT INTO users (username, role, password_hash, session_epoch, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(u["username"], u["role"], u["password_hash"], epoch, now) for u in doc["users"]],
         )
         conn.execute("DELETE FROM api_tokens")
         conn.executemany(

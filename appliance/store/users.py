@@ -64,23 +64,39 @@ class User:
 def hash_password(password: str) -> str:
     salt = secrets.token_bytes(16)
     key = hashlib.scrypt(
-        password.encode(), salt=salt, n=SCRYPT_N, r=SCRYPT_R, p=SCRYPT_P, maxmem=64 << 20
+        password.encode(),
+        salt=salt,
+        n=SCRYPT_N,
+        r=SCRYPT_R,
+        p=SCRYPT_P,
+        maxmem=64 << 20,
+        dklen=64,
     )
     return f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${salt.hex()}${key.hex()}"
 
 
+HASH_RE = re.compile(r"scrypt\$(\d{1,7})\$(\d{1,3})\$(\d{1,3})\$([0-9a-f]{32})\$([0-9a-f]{128})\Z")
+
+
+def parse_hash(stored: str) -> tuple[int, int, int, bytes, bytes]:
+    """(n, r, p, salt, key) of a stored hash; ValueError when it is not one `hash_password`
+    makes (a damaged hash would lock its user out for good)."""
+    match = HASH_RE.match(stored)
+    if match is None:
+        raise ValueError("not an scrypt password hash")
+    n, r, p = (int(match.group(i)) for i in (1, 2, 3))
+    if n < 2 or n & (n - 1) or n > 2**20 or not 1 <= r <= 32 or not 1 <= p <= 16:
+        raise ValueError("scrypt parameters out of range")
+    return n, r, p, bytes.fromhex(match.group(4)), bytes.fromhex(match.group(5))
+
+
 def verify_password(password: str, stored: str) -> bool:
     try:
-        scheme, n, r, p, salt, key = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        got = hashlib.scrypt(
-            password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
-            maxmem=64 << 20,
-        )  # fmt: skip
+        n, r, p, salt, key = parse_hash(stored)
+        got = hashlib.scrypt(password.encode(), salt=salt, n=n, r=r, p=p, maxmem=256 << 20)
     except ValueError:
         return False
-    return hmac.compare_digest(got, bytes.fromhex(key))
+    return hmac.compare_digest(got, key)
 
 
 _DUMMY_HASH = f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${'00' * 16}${'00' * 64}"

@@ -186,7 +186,7 @@ def first_account() -> ResponseReturnValue:
         try:
             user = users.add_first_admin(db, text(form.username), secret(form.password))
         except users.UserError as exc:
-            reject(form.password, str(exc))
+            reject(form[exc.field], str(exc))
         else:
             _login(user)
             flash(f"Account {user.username} created. Now a few questions about the office.")

@@ -6,8 +6,7 @@ import csv
 import io
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
-from typing import Any
-from zoneinfo import ZoneInfo
+from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, current_app, render_template, request
 from flask.typing import ResponseReturnValue
@@ -17,6 +16,9 @@ from appliance.store.database import Database
 from appliance.store.db import open_db
 from appliance.web.auth import access, get_db
 from appliance.web.forms import CdrFilterForm
+
+if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
 
 bp = Blueprint("cdrs", __name__, url_prefix="/calls")
 
@@ -36,6 +38,8 @@ def cell(value: object) -> object:
 
 
 def office_zone() -> ZoneInfo:
+    from zoneinfo import ZoneInfo
+
     return ZoneInfo(settings.get_str(get_db(), "office.timezone"))
 
 

@@ -6,7 +6,6 @@ the password strong) is checked by the store, the one place every entry point go
 
 from __future__ import annotations
 
-import zoneinfo
 from collections.abc import Iterable
 from functools import cache
 
@@ -46,6 +45,8 @@ ROLE_CHOICES = choices((r, r.capitalize()) for r in ROLES)
 
 @cache
 def timezone_choices() -> list[SelectChoice]:
+    import zoneinfo
+
     return choices((n, n.replace("_", " ")) for n in sorted(zoneinfo.available_timezones()))
 
 

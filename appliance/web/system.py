@@ -178,6 +178,10 @@ def restore() -> ResponseReturnValue:
             reject(form.backup, f"Nothing was changed: {exc}")
         else:
             corectl.reload()
+            user = current_user()
+            restored = users.get(get_db(), user.username) if user else None
+            if restored is not None:  # the one who restored stays logged in, as restored
+                session["epoch"] = restored.session_epoch
             flash(
                 f"Configuration restored: {counts['extensions']} extensions,"
                 f" {counts['users']} users, {counts['api_tokens']} API tokens."

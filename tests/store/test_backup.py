@@ -269,9 +269,9 @@ BAD_FILES: dict[str, tuple[Callable[[bytes], bytes], str]] = {
         edit(_set("settings/office.timezone", "Mars/Olympus")),
         "'Mars/Olympus' is not a known time zone",
     ),
-    "duplicate extension": (edit(_duplicate("extensions")), "'extensions' lists the same entry"),
-    "duplicate user": (edit(_duplicate("users")), "'users' lists the same entry twice"),
-    "duplicate API token": (edit(_duplicate("api_tokens")), "API token"),
+    "duplicate extension": (edit(_duplicate("extensions")), "the backup lists extension"),
+    "duplicate user": (edit(_duplicate("users")), "the backup lists user"),
+    "duplicate API token": (edit(_duplicate("api_tokens")), "the backup lists API token"),
     "bad extension number": (
         edit(_set("extensions/0/number", "1")),
         "extension number must be 2 to 6 digits",

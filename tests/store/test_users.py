@@ -281,7 +281,13 @@ def test_a_revoked_token_is_refused(db: Database) -> None:
 
 @pytest.mark.parametrize(
     ("name", "role"),
-    [("", "viewer"), ("  ", "viewer"), ("x" * 65, "viewer"), ("bad\nname", "viewer"), ("CRM", "root")],
+    [
+        ("", "viewer"),
+        ("  ", "viewer"),
+        ("x" * 65, "viewer"),
+        ("bad\nname", "viewer"),
+        ("CRM", "root"),
+    ],
 )
 def test_a_token_with_a_bad_name_or_role_is_not_made(db: Database, name: str, role: str) -> None:
     with pytest.raises(UserError):
