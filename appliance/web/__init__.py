@@ -6,6 +6,7 @@ the control socket (never through `sip` or `media`)."""
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,13 @@ from appliance.store import settings
 from appliance.store.db import open_db
 
 csrf = CSRFProtect()
+
+
+def when(ts: float | None) -> str:
+    """A Unix time as people read it (UTC; call records use the office's time zone)."""
+    if ts is None:
+        return "never"
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
@@ -47,6 +55,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.secret_key = secrets.token_hex(32)
     db.conn.close()
 
+    app.add_template_filter(when)
     csrf.init_app(app)
     auth.init_app(app)
     for module in (auth, setup, dashboard, extensions, cdrs, system, api):
