@@ -86,8 +86,8 @@ def setup_done(db: Database) -> bool:
 def _load_user() -> ResponseReturnValue | None:
     """Before every page request: find the session's user and enforce the view's access."""
     g.user = None
-    if request.blueprint == "api":
-        return None  # the API authenticates each request by its bearer token
+    if request.blueprint == "api" or request.path.startswith("/api/"):
+        return None  # the API authenticates each request by its bearer token (or answers 404)
     level = view_access(request.endpoint)
     if level == "public" and request.endpoint == "static":
         return None
@@ -146,9 +146,12 @@ def _error(exc: HTTPException) -> ResponseReturnValue:
             "This form expired or did not come from this page (CSRF check failed). Go back,"
             " reload the page and submit it again."
         )
+    # Keep what the exception says in its headers (Allow on a 405, RFC 9110 §15.5.6).
+    headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
     if request.path.startswith("/api/"):
-        return jsonify(error={"code": code, "message": message}), code
-    return render_template("error.html", code=code, name=exc.name, message=message), code
+        return jsonify(error={"code": code, "message": message}), code, headers
+    page = render_template("error.html", code=code, name=exc.name, message=message)
+    return page, code, headers
 
 
 def init_app(app: Flask) -> None:

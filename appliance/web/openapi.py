@@ -12,11 +12,12 @@ from appliance.store.cdrs import DISPOSITIONS
 CDR_QUERY = frozenset({"since", "until", "extension", "disposition", "limit", "offset"})
 
 NUMBER = {"type": "string", "pattern": "^[0-9]{2,6}$", "example": "101"}
-NAME = {"type": "string", "maxLength": 64, "example": "Reception"}
+NAME = {"type": "string", "maxLength": 64, "pattern": '^[^"\\\\]*$', "example": "Reception"}
 PASSWORD = {
     "type": "string",
     "minLength": 10,
     "maxLength": 128,
+    "pattern": '^[^ "\\\\]*$',
     "description": "At least 10 characters, letters and digits, not containing the number;"
     " no spaces, quotes or backslashes. Weak passwords are refused with 400.",
 }
