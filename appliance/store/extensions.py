@@ -28,6 +28,10 @@ class ExtensionError(ValueError):
         self.field = field
 
 
+class ExtensionExists(ExtensionError):
+    """The number is taken by another extension."""
+
+
 @dataclass(frozen=True, slots=True)
 class Extension:
     number: str
@@ -115,7 +119,7 @@ def add(db: Database, number: str, name: str = "", password: str | None = None) 
             {**row, "now": now},
         )
     except sqlite3.IntegrityError:
-        raise ExtensionError(f"extension {number} already exists") from None
+        raise ExtensionExists(f"extension {number} already exists") from None
     return password
 
 

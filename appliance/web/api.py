@@ -12,7 +12,7 @@ from flask import Blueprint, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from appliance.store import cdrs, extensions, registrations, tokens
-from appliance.store.extensions import ExtensionError
+from appliance.store.extensions import ExtensionError, ExtensionExists
 from appliance.web import corectl, openapi
 from appliance.web.auth import access, get_db, view_access
 
@@ -84,7 +84,7 @@ def _extension(number: str) -> extensions.Extension:
 
 
 def _rejected(exc: ExtensionError) -> ApiError:
-    return ApiError(409 if "already exists" in str(exc) else 400, str(exc))
+    return ApiError(409 if isinstance(exc, ExtensionExists) else 400, str(exc))
 
 
 @bp.route("/openapi.json")

@@ -11,7 +11,7 @@ import pytest
 from flask import Flask
 
 from appliance import control
-from appliance.store import extensions
+from appliance.store import extensions, tokens
 from appliance.store.db import open_db
 from appliance.web import create_app
 from tests.conftest import READY_PREFIX, CoreProcess
@@ -110,3 +110,25 @@ def test_the_core_restarts_from_the_system_page_and_keeps_its_phones(
     assert [r["aor"] for r in status["registrations"]] == ["102"]
     page = admin.get("/system")
     assert b"pbx-core is restarting" in page.data
+
+
+def test_an_extension_made_through_the_api_registers_at_once(
+    live: tuple[CoreProcess, Pages, dict[str, str]], tmp_path: Path
+) -> None:
+    core, _admin, _passwords = live
+    db = open_db(core.data)
+    _token, clear = tokens.create(db, "CRM", "admin")
+    db.conn.close()
+    app: Flask = create_app({"DATA_DIR": core.data, "TESTING": True})
+    answer = app.test_client().post(
+        "/api/v1/extensions", json={"number": "150", "name": "Sales"},
+        headers={"Authorization": f"Bearer {clear}"},
+    )  # fmt: skip
+    assert answer.status_code == 201, answer.get_json()
+    register(core, "150", answer.get_json()["password"], tmp_path)
+    live_rows = (
+        app.test_client()
+        .get("/api/v1/registrations", headers={"Authorization": f"Bearer {clear}"})
+        .get_json()["registrations"]
+    )
+    assert [r["aor"] for r in live_rows] == ["150"]
