@@ -25,19 +25,19 @@ def status() -> dict[str, Any] | None:
 def reload() -> bool:
     """Tell the core to apply the stored configuration now; False when it is not running
     (it reads the store when it starts)."""
-    try:
-        control.call(current_app.config["DATA_DIR"], "reload", timeout=5.0)
-    except (control.ControlError, OSError, ValueError) as exc:
-        logger.info("core not told to reload: %s", exc)
-        return False
-    return True
+    return _command("reload")
 
 
 def restart() -> bool:
+    """Ask the core to restart in place; False when it is not running."""
+    return _command("restart")
+
+
+def _command(cmd: str) -> bool:
     try:
-        control.call(current_app.config["DATA_DIR"], "restart", timeout=5.0)
+        control.call(current_app.config["DATA_DIR"], cmd, timeout=5.0)
     except (control.ControlError, OSError, ValueError) as exc:
-        logger.warning("core restart failed: %s", exc)
+        logger.info("core did not take %r: %s", cmd, exc)
         return False
     return True
 

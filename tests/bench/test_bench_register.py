@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
+
+from tests.bench.leftovers import assert_cleaned_up
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "register"
@@ -41,16 +42,4 @@ def test_quick_register_bench(tmp_path: Path) -> None:
     machine = figures["machine"]
     assert machine["nproc"] >= 2 and machine["kernel"] and machine["python"]
     # The core it started is stopped and its temporary directory removed.
-    work = proc.stdout.split("data in ", 1)[1].split()[0]
-    assert work.startswith(tempfile.gettempdir()) and not Path(work).exists()
-    assert not any(work in cmdline for cmdline in _cmdlines())
-
-
-def _cmdlines() -> list[str]:
-    found = []
-    for path in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            found.append(path.read_bytes().decode(errors="replace"))
-        except OSError:
-            pass  # exited meanwhile
-    return found
+    assert_cleaned_up(proc.stdout)

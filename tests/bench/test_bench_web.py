@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
+
+from tests.bench.leftovers import assert_cleaned_up
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "web"
@@ -32,17 +33,4 @@ def test_quick_web_bench(tmp_path: Path) -> None:
     for key in ("rss_start_mb", "rss_after_pages_mb", "rss_idle_mb"):
         assert 10 < figures[key] < 200, figures
     assert figures["machine"]["nproc"] >= 1
-    work = proc.stdout.split("data in ", 1)[1].split()[0]
-    assert work.startswith(tempfile.gettempdir()) and not Path(work).exists()
-    assert not any(work in cmdline for cmdline in _cmdlines()), "a service was left running"
-
-
-def _cmdlines() -> list[str]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode())
-            except OSError:
-                continue
-    return found
+    assert_cleaned_up(proc.stdout)

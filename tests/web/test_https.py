@@ -4,53 +4,11 @@ address behind the TLS front."""
 
 from __future__ import annotations
 
-import http.client
-import ssl
-import urllib.parse
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.conftest import WebProcess
-from tests.web.conftest import ADMIN, csrf_token, prepare
-
-
-@dataclass
-class TlsClient:
-    """HTTPS from a chosen loopback source address, keeping the session cookie."""
-
-    port: int
-    cafile: Path
-    source: str = "127.0.0.1"
-    cookie: str = ""
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def request(self, method: str, path: str, form: dict[str, str] | None = None) -> str:
-        context = ssl.create_default_context(cafile=str(self.cafile))  # verifies the name too
-        conn = http.client.HTTPSConnection(
-            "localhost", self.port, context=context, source_address=(self.source, 0), timeout=10
-        )
-        body = urllib.parse.urlencode(form) if form is not None else None
-        headers = {"Cookie": self.cookie} if self.cookie else {}
-        if body is not None:  # as a browser posts a form: with the page it came from
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-            headers["Referer"] = f"https://localhost:{self.port}{path}"
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            response = conn.getresponse()
-            text = response.read().decode()
-        finally:
-            conn.close()
-        self.headers = {k.lower(): v for k, v in response.getheaders()}
-        if "set-cookie" in self.headers:
-            self.cookie = self.headers["set-cookie"].split(";", 1)[0]
-        self.status = response.status
-        return text
-
-    def login(self, username: str, password: str) -> str:
-        token = csrf_token(self.request("GET", "/login"))
-        return self.request(
-            "POST", "/login", {"csrf_token": token, "username": username, "password": password}
-        )
+from tests.web.conftest import ADMIN, prepare
+from tests.web.session import HttpSession
 
 
 def test_https_serves_with_its_own_certificate_and_secure_cookies(
@@ -64,7 +22,7 @@ def test_https_serves_with_its_own_certificate_and_secure_cookies(
     cert, key = data / "tls" / "cert.pem", data / "tls" / "key.pem"
     assert key.stat().st_mode & 0o077 == 0, "the private key must be readable by its owner only"
 
-    client = TlsClient(int(web.url.rsplit(":", 1)[1]), cert)
+    client = HttpSession(web.url, cert)
     client.login(*ADMIN)
     assert client.status == 302
     set_cookie = client.headers["set-cookie"]
@@ -89,15 +47,15 @@ def test_the_lock_out_behind_tls_counts_each_client_address(
     prepare(data)
     web = web_factory(data=data, https=True)
     web.start()
-    port, cafile = int(web.url.rsplit(":", 1)[1]), data / "tls" / "cert.pem"
+    cafile = data / "tls" / "cert.pem"
 
-    guesser = TlsClient(port, cafile, source="127.0.0.5")
+    guesser = HttpSession(web.url, cafile, source="127.0.0.5")
     for attempt in range(5):
         page = guesser.login("admin", f"guess-{attempt}")
     assert guesser.status == 429 and "Too many failed logins from 127.0.0.5" in page
     guesser.login(*ADMIN)
     assert guesser.status == 429, "the right password must wait out the lock-out too"
 
-    office = TlsClient(port, cafile, source="127.0.0.6")  # another computer: not locked
+    office = HttpSession(web.url, cafile, source="127.0.0.6")  # another computer: not locked
     office.login(*ADMIN)
     assert office.status == 302

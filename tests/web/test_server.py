@@ -3,38 +3,12 @@ start on an address that is taken, saying so."""
 
 from __future__ import annotations
 
-import http.client
 import socket
 from pathlib import Path
 
 from tests.conftest import WebProcess
-from tests.web.conftest import ADMIN, csrf_token, prepare
-
-
-class Browser:
-    """Plain HTTP with the session cookie kept (enough for two forms)."""
-
-    def __init__(self, url: str) -> None:
-        host, port = url.removeprefix("http://").rsplit(":", 1)
-        self.host, self.port, self.cookie = host, int(port), ""
-
-    def request(self, method: str, path: str, form: dict[str, str] | None = None) -> str:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
-        headers = {"Cookie": self.cookie} if self.cookie else {}
-        body = None
-        if form is not None:
-            body = "&".join(f"{k}={v}" for k, v in form.items())
-            headers["Content-Type"] = "application/x-www-form-urlencoded"
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            response = conn.getresponse()
-            text = response.read().decode()
-        finally:
-            conn.close()
-        if cookie := response.getheader("Set-Cookie"):
-            self.cookie = cookie.split(";", 1)[0]
-        self.status = response.status
-        return text
+from tests.web.conftest import ADMIN, prepare
+from tests.web.session import HttpSession
 
 
 def test_the_web_service_restarts_in_place_from_the_system_page(
@@ -48,14 +22,11 @@ def test_the_web_service_restarts_in_place_from_the_system_page(
     web = web_factory(data=data, listen=f"127.0.0.1:{port}")
     web.start()
     assert web.proc is not None
-    browser = Browser(web.url)
-    token = csrf_token(browser.request("GET", "/login"))
-    browser.request("POST", "/login", {"csrf_token": token, "username": ADMIN[0],
-                                       "password": ADMIN[1]})  # fmt: skip
+    browser = HttpSession(web.url)
+    browser.login(*ADMIN)
     assert browser.status == 302
     mark = web.lines.mark()
-    token = csrf_token(browser.request("GET", "/system"))
-    browser.request("POST", "/system/restart", {"csrf_token": token, "restart-service": "web"})
+    browser.submit("/system", {"restart-service": "web"}, action="/system/restart")
     assert browser.status == 302
     line, _, _ = web.lines.wait(lambda text: text.startswith("pbx-web: http"), 30, since=mark)
     assert line.rstrip("/").endswith(f":{port}")
