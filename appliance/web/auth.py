@@ -172,7 +172,14 @@ def _login(user: users.User) -> None:
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//"):
+    """Where to go after logging in: a path on this box only (never `//host` or `/\\host`,
+    which browsers read as another site)."""
+    if (
+        target
+        and target.startswith("/")
+        and target[1:2] not in ("/", "\\")
+        and (target.isprintable())
+    ):
         return target
     return url_for("dashboard.index")
 

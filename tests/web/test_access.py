@@ -75,3 +75,25 @@ def test_first_boot_asks_for_the_admin_account_first(pages: Pages, url: str) -> 
     response = pages.get(url)
     assert response.status_code == 302
     assert response.headers["Location"] == "/setup/account"
+
+
+@pytest.mark.parametrize(
+    ("target", "landing"),
+    [
+        ("/extensions/", "/extensions/"),
+        ("//evil.example/", "/"),
+        ("/\\evil.example/", "/"),
+        ("https://evil.example/", "/"),
+    ],
+)
+def test_after_login_only_a_page_of_this_box_is_followed(
+    app: Flask, admin: Pages, target: str, landing: str
+) -> None:
+    client = Pages(app.test_client())
+    token = csrf_token(client.get("/login").get_data(as_text=True))
+    response = client.client.post(
+        "/login", query_string={"next": target},
+        data={"csrf_token": token, "username": "admin", "password": "Adm1n-Secret!"},
+    )  # fmt: skip
+    assert response.status_code == 302
+    assert response.headers["Location"] == landing
