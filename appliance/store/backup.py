@@ -79,6 +79,8 @@ def check(data: bytes) -> dict[str, Any]:
         doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BackupError(f"not a backup file (not JSON: {exc})") from None
+    except RecursionError:
+        raise BackupError("not a backup file (nested too deeply)") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise BackupError("not a backup file of this PBX")
     if doc.get("version") != VERSION:
@@ -94,6 +96,8 @@ def check(data: bytes) -> dict[str, Any]:
                 raise BackupError(f"setting {exc}") from None
         elif key not in INTERNAL:
             raise BackupError(f"unknown setting {key!r}")
+    if not conf.get("sip.realm"):
+        raise BackupError("the backup has no SIP realm: its extensions' credentials need it")
     for ext in _list(doc, "extensions", ("number", "name", "realm", "ha1_md5", "ha1_sha256")):
         try:
             extensions.check_number(ext["number"])
@@ -119,7 +123,11 @@ def check(data: bytes) -> dict[str, Any]:
         if token["role"] not in users.ROLES or not HEX_RE.match(token["token_hash"]):
             raise BackupError(f"API token {token['name']!r} is damaged")
         created = token.get("created_at", 0)
-        if isinstance(created, bool) or not isinstance(created, int | float) or created < 0:
+        if (
+            isinstance(created, bool)
+            or not isinstance(created, int | float)
+            or not 0 <= created < 1e11  # NaN fails this too
+        ):
             raise BackupError(f"API token {token['name']!r} has a damaged date")
     for key, unique, what in (("extensions", "number", "extension"),
                               ("users", "username", "user"),

@@ -7,6 +7,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from appliance.store.database import Database
+from appliance.store.db import transaction
 
 DISPOSITIONS = ("answered", "busy", "no-answer", "failed", "cancelled")
 
@@ -66,8 +67,7 @@ def write(db: Database, records: list[Cdr]) -> None:
     if any(r.disposition not in DISPOSITIONS for r in records):
         raise ValueError("unknown CDR disposition")
     sql = f"INSERT INTO cdrs ({COLUMNS}) VALUES ({', '.join('?' * len(_NAMES))})"
-    conn = db.conn
-    with conn:
+    with transaction(db) as conn:
         conn.executemany(sql, [[row[n] for n in _NAMES] for row in map(Cdr.row, records)])
 
 

@@ -22,11 +22,18 @@ def locked_for(db: Database, source: str, now: float) -> float:
 
 
 def failed(db: Database, source: str, now: float) -> float:
-    """Count a failure; return the lock-out in seconds it started (0 when none)."""
+    """Count a failure; return the lock-out in seconds that is on (0 when none).
+
+    A failure during a lock-out (a request that was checked just before it began) changes
+    nothing: it must not shorten or end the lock. A successful login clears nothing either,
+    or a guesser with any account of their own could reset the count between guesses."""
     with transaction(db) as conn:
         row = conn.execute(
-            "SELECT failures, first_at FROM login_failures WHERE source = ?", [source]
+            "SELECT failures, first_at, locked_until FROM login_failures WHERE source = ?",
+            [source],
         ).fetchone()
+        if row is not None and row[2] is not None and row[2] > now:
+            return float(row[2]) - now
         if row is None or now - row[1] > WINDOW:
             failures, first_at = 1, now
         else:
@@ -40,7 +47,3 @@ def failed(db: Database, source: str, now: float) -> float:
             [source, 0 if locked_until else failures, first_at, locked_until],
         )
     return LOCKOUT if locked_until else 0.0
-
-
-def succeeded(db: Database, source: str) -> None:
-    db.execute("DELETE FROM login_failures WHERE source = ?", [source])

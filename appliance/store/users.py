@@ -149,14 +149,22 @@ def add(db: Database, username: str, password: str, role: str) -> User:
     check_username(username)
     check_password(username, password)
     check_role(role)
+    epoch = new_epoch()
     try:
         db.execute(
-            "INSERT INTO users (username, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
-            [username, role, hash_password(password), time.time()],
+            "INSERT INTO users (username, role, password_hash, session_epoch, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [username, role, hash_password(password), epoch, time.time()],
         )
     except sqlite3.IntegrityError:
         raise UserError(f"user {username} already exists") from None
-    return User(username, role, 0)
+    return User(username, role, epoch)
+
+
+def new_epoch() -> int:
+    """A new user's first session epoch: random, so that the cookies of a removed user of the
+    same name (epoch 0, 1, ...) are no good for the new one."""
+    return secrets.randbits(31)
 
 
 def add_first_admin(db: Database, username: str, password: str) -> User:
@@ -164,14 +172,21 @@ def add_first_admin(db: Database, username: str, password: str) -> User:
     check_username(username)
     check_password(username, password)
     password_hash = hash_password(password)
+    epoch = new_epoch()
     with transaction(db) as conn:
         if conn.execute("SELECT COUNT(*) FROM users").fetchone()[0]:
             raise UserError("the admin account exists already; log in instead")
         conn.execute(
-            "INSERT INTO users (username, role, password_hash, created_at) VALUES (?, ?, ?, ?)",
-            [username, "admin", password_hash, time.time()],
+            "INSERT INTO users (username, role, password_hash, session_epoch, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [username, "admin", password_hash, epoch, time.time()],
         )
-    return User(username, "admin", 0)
+    return User(username, "admin", epoch)
+
+
+def end_sessions(db: Database, username: str) -> None:
+    """Every session of this user ends (logging out, everywhere)."""
+    db.execute("UPDATE users SET session_epoch = session_epoch + 1 WHERE username = ?", [username])
 
 
 def get(db: Database, username: str) -> User | None:

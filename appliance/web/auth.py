@@ -230,7 +230,6 @@ def login() -> ResponseReturnValue:
                 return render_template("login.html", form=form), 429
             reject(form.password, "Wrong user name or password.")
             return render_template("login.html", form=form), 401
-        logins.succeeded(db, source)
         _login(user)
         return redirect(_safe_next(request.args.get("next")))
     return render_template("login.html", form=form)
@@ -239,6 +238,11 @@ def login() -> ResponseReturnValue:
 @bp.route("/logout", methods=["POST"])
 @access("viewer")
 def logout() -> ResponseReturnValue:
+    """Ends this user's sessions everywhere: a cookie copied earlier is no good afterwards
+    (a signed cookie cannot be revoked alone; the user's session epoch moves on)."""
+    user = current_user()
+    if user is not None:
+        users.end_sessions(get_db(), user.username)
     session.clear()
     flash("Logged out.")
     return redirect(url_for("auth.login"))

@@ -7,15 +7,16 @@ import io
 from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
 
 from appliance.store import cdrs, settings
 from appliance.store.database import Database
 from appliance.store.db import open_db
 from appliance.web.auth import access, get_db
-from appliance.web.forms import CdrFilterForm
+from appliance.web.forms import CdrFilterForm, reject
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -47,14 +48,20 @@ def day_start(day: date, zone: ZoneInfo) -> float:
     return datetime.combine(day, time(), tzinfo=zone).timestamp()
 
 
-def selection(form: CdrFilterForm, zone: ZoneInfo) -> cdrs.Filter:
+def selection(form: CdrFilterForm, zone: ZoneInfo) -> cdrs.Filter | None:
+    """The records the filter form asks for; None (with the reason under its field) when its
+    dates are beyond what the calendar holds."""
     until = form.until.data
-    return cdrs.Filter(
-        since=day_start(form.since.data, zone) if form.since.data else None,
-        until=day_start(until + timedelta(days=1), zone) if until else None,
-        extension=(form.extension.data or "").strip() or None,
-        disposition=form.disposition.data or None,
-    )
+    try:
+        return cdrs.Filter(
+            since=day_start(form.since.data, zone) if form.since.data else None,
+            until=day_start(until + timedelta(days=1), zone) if until else None,
+            extension=(form.extension.data or "").strip() or None,
+            disposition=form.disposition.data or None,
+        )
+    except (OverflowError, ValueError):
+        reject(form.until, "This date is out of range.")
+        return None
 
 
 def local_time(ts: float | None, zone: ZoneInfo) -> str:
@@ -69,12 +76,13 @@ def index() -> ResponseReturnValue:
     form = CdrFilterForm(request.args)
     zone = office_zone()
     db = get_db()
-    page = max(1, request.args.get("page", 1, type=int) or 1)
+    page = request.args.get("page", 1, type=int) or 1
     rows: list[dict[str, Any]] = []
     total = 0
-    if form.validate():
-        where = selection(form, zone)
+    where = selection(form, zone) if form.validate() else None
+    if where is not None:
         total = cdrs.count(db, where)
+        page = min(max(1, page), max(1, -(-total // PAGE)))  # a page that exists
         rows = cdrs.search(db, where, limit=PAGE, offset=(page - 1) * PAGE)
     query = {k: v for k, v in request.args.items() if k != "page" and v}
     return render_template(
@@ -87,10 +95,12 @@ def index() -> ResponseReturnValue:
 @access("viewer")
 def export() -> ResponseReturnValue:
     form = CdrFilterForm(request.args)
-    if not form.validate():
-        return index()
     zone = office_zone()
-    where = selection(form, zone)
+    where = selection(form, zone) if form.validate() else None
+    if where is None:  # the list shows what is wrong with the filter
+        return redirect(
+            f"{url_for('cdrs.index')}?{urlencode(list(request.args.items(multi=True)))}"
+        )
     data_dir = current_app.config["DATA_DIR"]
 
     def lines() -> Iterator[str]:

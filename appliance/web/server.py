@@ -26,7 +26,9 @@ THREADS = 4
 """Requests served at once: a technician or two, the dashboard's refresh and a script."""
 
 
-M_ARENA_MAX = -8  # glibc mallopt parameter (malloc.h)
+M_ARENA_MAX = -8  # glibc mallopt parameters (malloc.h)
+M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD = 128 << 10
 TRIM_INTERVAL = 5.0
 
 
@@ -34,6 +36,9 @@ class MallocTrimmer:
     """Keeps an idle pbx-web small (its RSS budget is 35 MiB) with glibc's allocator:
 
     - one malloc arena for all threads, not one per waitress thread, each holding freed memory;
+    - blocks of 128 KiB and more (TLS buffers, big pages) always mapped on their own, so their
+      memory goes back when they are freed (glibc would otherwise raise this threshold after
+      the first such free and keep later ones in the heap);
     - `malloc_trim(0)` once requests have stopped for TRIM_INTERVAL, giving freed pages back
       (a page render or a password hash leaves a few MiB free in the heap otherwise).
     A no-op where the C library is not glibc."""
@@ -44,6 +49,7 @@ class MallocTrimmer:
         self.available = hasattr(self._libc, "malloc_trim")
         if self.available:
             self._libc.mallopt(M_ARENA_MAX, 1)
+            self._libc.mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
     def wrap(self, app: WSGIApplication) -> WSGIApplication:
         def wsgi(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:

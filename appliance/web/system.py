@@ -21,7 +21,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from appliance.service import reexec
-from appliance.store import backup, tokens, users
+from appliance.store import backup, logins, tokens, users
 from appliance.store.users import UserError
 from appliance.web import corectl
 from appliance.web.auth import access, current_user, get_db
@@ -70,9 +70,14 @@ def password() -> ResponseReturnValue:
     user = current_user()
     assert user is not None
     form = PasswordChangeForm(prefix="pw")
+    source = request.remote_addr or "unknown"
     if form.validate_on_submit():
         db = get_db()
-        if users.authenticate(db, user.username, secret(form.current)) is None:
+        # Guesses at the current password count like failed logins (an unattended session).
+        if logins.locked_for(db, source, time.time()):
+            reject(form.current, f"Too many wrong passwords from {source}; try again later.")
+        elif users.authenticate(db, user.username, secret(form.current)) is None:
+            logins.failed(db, source, time.time())
             reject(form.current, "This is not your current password.")
         else:
             try:
@@ -141,7 +146,7 @@ def add_token() -> ResponseReturnValue:
     return _page(token_form=form)
 
 
-@bp.route("/tokens/<int:token_id>/delete", methods=["POST"])
+@bp.route("/tokens/<int(max=2147483647):token_id>/delete", methods=["POST"])
 @access("admin")
 def revoke_token(token_id: int) -> ResponseReturnValue:
     if ConfirmForm().validate_on_submit():

@@ -298,6 +298,19 @@ BAD_FILES: dict[str, tuple[Callable[[bytes], bytes], str]] = {
         "API token 'CRM integration' is damaged",
     ),
     "damaged token date": (edit(_set("api_tokens/0/created_at", "yesterday")), "API token"),
+    "token date NaN": (
+        edit(_set("api_tokens/0/created_at", float("nan"))),
+        "API token 'CRM integration' has a damaged date",
+    ),
+    "token date too big": (
+        edit(_set("api_tokens/0/created_at", 10**400)),
+        "API token 'CRM integration' has a damaged date",
+    ),
+    "nested too deeply": (lambda data: b"[" * 100_000, "not a backup file (nested too deeply)"),
+    "no SIP realm": (
+        edit(lambda doc: doc["settings"].pop("sip.realm")),
+        "the backup has no SIP realm",
+    ),
 }
 
 

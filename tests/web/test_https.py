@@ -4,6 +4,8 @@ address behind the TLS front."""
 
 from __future__ import annotations
 
+import http.client
+import socket
 from pathlib import Path
 
 from tests.conftest import WebProcess
@@ -59,3 +61,55 @@ def test_the_lock_out_behind_tls_counts_each_client_address(
     office = HttpSession(web.url, cafile, source="127.0.0.6")  # another computer: not locked
     office.login(*ADMIN)
     assert office.status == 302
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_idle_connections_cannot_exhaust_the_service(
+    web_factory: type[WebProcess], tmp_path: Path
+) -> None:
+    """Connections that never send a byte cost a socket each, no TLS buffer; the page stays
+    reachable while they are open."""
+    data = tmp_path / "var"
+    prepare(data)
+    web = web_factory(data=data, https=True)
+    web.start()
+    assert web.proc is not None
+    port = int(web.url.rsplit(":", 1)[1])
+    office = HttpSession(web.url, data / "tls" / "cert.pem")
+    office.request("GET", "/login")
+    before = rss_mib(web.proc.pid)
+    idle = []
+    try:
+        for _ in range(300):
+            idle.append(socket.create_connection(("127.0.0.1", port), timeout=5))
+        office.login(*ADMIN)  # served while 300 connections wait
+        assert office.status == 302
+        grown = rss_mib(web.proc.pid) - before
+    finally:
+        for sock in idle:
+            sock.close()
+    assert grown < 10, f"300 idle connections cost {grown:.1f} MiB"
+
+
+def test_plain_http_on_the_https_port_is_sent_to_https(
+    web_factory: type[WebProcess], tmp_path: Path
+) -> None:
+    data = tmp_path / "var"
+    prepare(data)
+    web = web_factory(data=data, https=True)
+    web.start()
+    port = int(web.url.rsplit(":", 1)[1])
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/calls?page=2", headers={"Host": f"pbx.local:{port}"})
+        response = conn.getresponse()
+    finally:
+        conn.close()
+    assert response.status == 301
+    assert response.getheader("Location") == f"https://pbx.local:{port}/calls?page=2"
