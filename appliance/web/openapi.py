@@ -9,8 +9,6 @@ from typing import Any
 
 from appliance.store.cdrs import DISPOSITIONS
 
-CDR_QUERY = frozenset({"since", "until", "extension", "disposition", "limit", "offset"})
-
 NUMBER = {"type": "string", "pattern": "^[0-9]{2,6}$", "example": "101"}
 NAME = {"type": "string", "maxLength": 64, "pattern": '^[^"\\\\]*$', "example": "Reception"}
 PASSWORD = {

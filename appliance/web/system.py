@@ -21,7 +21,7 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from appliance.service import reexec
-from appliance.store import backup, logins, tokens, users
+from appliance.store import logins, tokens, users
 from appliance.store.users import UserError
 from appliance.web import corectl
 from appliance.web.auth import access, current_user, get_db
@@ -165,6 +165,8 @@ def download_backup() -> ResponseReturnValue:
     """POST (with the CSRF token), not GET: the file holds credential hashes."""
     if not ConfirmForm().validate_on_submit():
         abort(400)
+    from appliance.store import backup  # loaded by the two views that use it
+
     stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
     return Response(
         backup.dumps(get_db()), mimetype="application/json",
@@ -177,6 +179,8 @@ def download_backup() -> ResponseReturnValue:
 def restore() -> ResponseReturnValue:
     form = RestoreForm(prefix="restore")
     if form.validate_on_submit():
+        from appliance.store import backup
+
         try:
             counts = backup.restore(get_db(), form.backup.data.read())
         except backup.BackupError as exc:
