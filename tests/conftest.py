@@ -10,6 +10,7 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -129,21 +130,30 @@ class CoreProcess(ServiceProcess):
         return password
 
 
+S = TypeVar("S", bound=ServiceProcess)
+
+
+def stopped_after(kind: type[S]) -> Iterator[type[S]]:
+    """For a factory fixture: a subclass of `kind` whose every process, once spawned, is
+    stopped (by its PID) when the test ends."""
+    spawned: list[S] = []
+
+    class Tracked(kind):  # type: ignore[valid-type,misc]
+        def spawn(self, *args: str) -> None:
+            super().spawn(*args)
+            if all(service is not self for service in spawned):
+                spawned.append(self)
+
+    yield Tracked
+    for service in spawned:
+        if service.proc is not None and service.proc.poll() is None:
+            service.stop()
+
+
 @pytest.fixture
-def core_factory(tmp_path: Path) -> Iterator[type[CoreProcess]]:
+def core_factory() -> Iterator[type[CoreProcess]]:
     """Build cores with `core_factory(data=..., sip=...)`; all are stopped after the test."""
-    started: list[CoreProcess] = []
-
-    class Factory(CoreProcess):
-        def start(self, timeout: float = 20.0) -> None:
-            super().start(timeout)
-            if all(c is not self for c in started):
-                started.append(self)
-
-    yield Factory
-    for core in started:
-        if core.proc is not None and core.proc.poll() is None:
-            core.stop()
+    yield from stopped_after(CoreProcess)
 
 
 @pytest.fixture
@@ -169,17 +179,6 @@ class WebProcess(ServiceProcess):
 
 
 @pytest.fixture
-def web_factory(tmp_path: Path) -> Iterator[type[WebProcess]]:
+def web_factory() -> Iterator[type[WebProcess]]:
     """Build web services with `web_factory(data=...)`; all are stopped after the test."""
-    started: list[WebProcess] = []
-
-    class Factory(WebProcess):
-        def start(self, timeout: float = 20.0) -> None:
-            super().start(timeout)
-            if all(w is not self for w in started):
-                started.append(self)
-
-    yield Factory
-    for web in started:
-        if web.proc is not None and web.proc.poll() is None:
-            web.stop()
+    yield from stopped_after(WebProcess)

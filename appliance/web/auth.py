@@ -92,10 +92,6 @@ def _load_user() -> ResponseReturnValue | None:
     if level == "public" and request.endpoint == "static":
         return None
     db = get_db()
-    if users.count(db) == 0:
-        if request.endpoint != "auth.first_account":
-            return redirect(url_for("auth.first_account"))
-        return None
     name, epoch = session.get("user"), session.get("epoch")
     if isinstance(name, str):
         user = users.get(db, name)
@@ -103,6 +99,10 @@ def _load_user() -> ResponseReturnValue | None:
             g.user = user
         else:
             session.clear()  # password or role changed, or the user was removed
+    if g.user is None and users.count(db) == 0:  # first boot: the admin account first
+        if request.endpoint != "auth.first_account":
+            return redirect(url_for("auth.first_account"))
+        return None
     if level == "public":
         return None
     if g.user is None:

@@ -6,9 +6,6 @@ the figures are sane, not that they meet the issue's bars: benchmarks measure, t
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -21,10 +18,8 @@ from bench.calls_bench import (
     percentile,
     read_signalling,
 )
-from tests.bench.leftovers import assert_cleaned_up
+from tests.bench.smoke import assert_cleaned_up, run_quick
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "bench" / "calls"
 LO = "127.0.0.1"
 BOX_SIP, CALLER_SIP, CALLEE_SIP = 5080, 5090, 5100
 CALLER_RTP, CALLEE_RTP = 40000, 40010
@@ -204,16 +199,10 @@ def test_pcap_reader_refuses_what_it_cannot_read(tmp_path: Path) -> None:
 
 @pytest.mark.timeout(540)
 def test_quick_calls_bench(tmp_path: Path) -> None:
-    out = tmp_path / "figures.json"
     # About 35 s; more when the bench first installs tcpdump with apt-get (up to 3 x 150 s).
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--json", str(out)],
-        capture_output=True, text=True, timeout=500, check=False, cwd=tmp_path,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "CPU-s per call-second" in proc.stdout
-    assert "highest setup rate with < 1% failures" in proc.stdout
-    figures = json.loads(out.read_text())
+    stdout, figures = run_quick("calls", tmp_path, timeout=500)
+    assert "CPU-s per call-second" in stdout
+    assert "highest setup rate with < 1% failures" in stdout
 
     [step] = figures["concurrency"]
     assert step["calls"] == 5
@@ -252,4 +241,4 @@ def test_quick_calls_bench(tmp_path: Path) -> None:
     machine = figures["machine"]
     assert machine["nproc"] >= 2 and machine["kernel"] and machine["python"]
     # Everything it started is stopped and its temporary directory removed.
-    assert_cleaned_up(proc.stdout)
+    assert_cleaned_up(stdout)

@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.bench.leftovers import assert_cleaned_up
-
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "bench" / "register"
+from tests.bench.smoke import assert_cleaned_up, run_quick
 
 
 @pytest.mark.timeout(180)
 def test_quick_register_bench(tmp_path: Path) -> None:
-    out = tmp_path / "figures.json"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPT), "--quick", "--json", str(out)],
-        capture_output=True, text=True, timeout=150, check=False, cwd=tmp_path,
-    )  # fmt: skip
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "highest rate with < 1% failures" in proc.stdout
-    figures = json.loads(out.read_text())
+    stdout, figures = run_quick("register", tmp_path, timeout=150)
+    assert "highest rate with < 1% failures" in stdout
 
     steps = figures["steps"]
     assert [s["offered_rate"] for s in steps] == [200, 500]
@@ -42,4 +30,4 @@ def test_quick_register_bench(tmp_path: Path) -> None:
     machine = figures["machine"]
     assert machine["nproc"] >= 2 and machine["kernel"] and machine["python"]
     # The core it started is stopped and its temporary directory removed.
-    assert_cleaned_up(proc.stdout)
+    assert_cleaned_up(stdout)

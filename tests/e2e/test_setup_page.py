@@ -8,17 +8,16 @@ Every page is saved at desktop and phone size under docs/screenshots/ (see `shoo
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
-from typing import Any
 
 from playwright.sync_api import Page, expect
 
 from appliance import control
-from appliance.store import cdrs, extensions
+from appliance.store import extensions
 from appliance.store.db import open_db
 from appliance.web import create_app
 from tests.e2e.conftest import Box, shoot
+from tests.interop.call_records import wait_cdrs
 from tests.interop.sipp import credentials, free_port, run_sipp
 from tests.interop.sipp_calls import SippPeers, free_media_port
 from tests.web.conftest import ADMIN, VIEWER, add_extensions, prepare
@@ -145,7 +144,7 @@ def test_the_dashboard_shows_a_live_call_and_the_calls_page_lists_it(
         peers.close()
     expect(page.locator("#calls tbody")).to_contain_text("No calls right now.", timeout=10_000)
 
-    wait_for_cdrs(box.data, 1)
+    wait_cdrs(box.data, lambda rows: len(rows) == 1)
     page.goto("/calls")
     row = page.locator("#cdrs tbody tr").first
     expect(row).to_contain_text("101")
@@ -161,22 +160,6 @@ def test_the_dashboard_shows_a_live_call_and_the_calls_page_lists_it(
         page.click("text=Export CSV")
     csv_text = Path(download.value.path()).read_text()
     assert csv_text.startswith("id,started,") and ",101,Phone 101,102,102,answered," in csv_text
-
-
-def wait_for_cdrs(data: Path, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
-    """The CDR rows once there are `n`: the core writes a row just after the call's end, and
-    nothing signals it (polled with a deadline)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        db = open_db(data, migrate_schema=False)
-        try:
-            rows = cdrs.recent(db)
-        finally:
-            db.conn.close()
-        if len(rows) >= n or time.monotonic() > deadline:
-            assert len(rows) == n, rows
-            return rows
-        time.sleep(0.05)
 
 
 def test_a_viewer_cannot_reach_any_editing_route(box: Box, page: Page) -> None:

@@ -10,7 +10,6 @@ test's :class:`tests.interop.rtp_endpoint.RtpEndpoint` can send media to it. Whe
 from __future__ import annotations
 
 import logging
-import socket
 import subprocess
 import threading
 from collections.abc import Sequence
@@ -140,27 +139,6 @@ class SippPhone:
         tb: TracebackType | None,
     ) -> None:
         self.kill()
-
-
-def free_media_port(host: str = "127.0.0.1") -> int:
-    """An even port P with P..P+3 free on UDP, for sipp's ``-mp`` (it binds P and P+2)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.bind((host, 0))
-            base = int(probe.getsockname()[1]) & ~1
-        socks: list[socket.socket] = []
-        try:
-            for port in range(base, base + 4):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-                socks.append(sock)
-                sock.bind((host, port))
-        except OSError:
-            continue
-        finally:
-            for sock in socks:
-                sock.close()
-        return base
-    raise RuntimeError("no four free UDP ports in a row")
 
 
 def _read(path: Path) -> str:

@@ -34,7 +34,8 @@ from tests.interop.pjsip_phone import PjsipPhone, free_rtp_port
 from tests.interop.pjsua import Event
 from tests.interop.rtp_endpoint import RtpEndpoint, RtpPacket
 from tests.interop.sipp import SipMessage, SippRun, credentials, free_port, run_sipp
-from tests.interop.sipp_phone import SippPhone, free_media_port
+from tests.interop.sipp_calls import free_media_port
+from tests.interop.sipp_phone import SippPhone
 
 PASSWORDS = {"101": "Kq7vT9pLm2", "102": "Zr4wX8nQa6"}
 NAMES = {"101": "Alice", "102": "Bob"}

@@ -24,9 +24,8 @@ import pytest
 
 from appliance import control
 from appliance.media.dtmf import TelephoneEvent
-from appliance.store import cdrs
-from appliance.store.db import open_db
 from tests.conftest import CoreProcess
+from tests.interop.call_records import all_cdrs, wait_cdrs
 from tests.interop.sipp import SipMessage, credentials, free_port, run_sipp
 from tests.interop.sipp_calls import (
     CallRun,
@@ -119,21 +118,13 @@ class Office:
 
     def cdr_rows(self) -> list[dict[str, Any]]:
         """Every CDR row, oldest first."""
-        db = open_db(self.core.data, migrate_schema=False)
-        try:
-            return list(reversed(cdrs.recent(db, limit=100_000)))
-        finally:
-            db.conn.close()
+        return all_cdrs(self.core.data)
 
     def wait_cdrs(self, n: int, timeout: float = CDR_WAIT) -> list[dict[str, Any]]:
         """The CDR rows once there are `n` (polled: the row has no other signal)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            rows = self.cdr_rows()
-            if len(rows) >= n or time.monotonic() > deadline:
-                assert len(rows) == n, f"expected {n} CDR rows, found {rows}"
-                return rows
-            time.sleep(0.05)
+        rows = wait_cdrs(self.core.data, lambda found: len(found) >= n, timeout, f"{n} CDRs")
+        assert len(rows) == n, f"expected {n} CDR rows, found {rows}"
+        return rows
 
     def open_files(self) -> Counter[str]:
         """What the core's file descriptors point at (for a leak's message)."""

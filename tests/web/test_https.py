@@ -8,18 +8,25 @@ import http.client
 import socket
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import WebProcess
 from tests.web.conftest import ADMIN, prepare
 from tests.web.session import HttpSession
 
 
-def test_https_serves_with_its_own_certificate_and_secure_cookies(
-    web_factory: type[WebProcess], tmp_path: Path
-) -> None:
-    data = tmp_path / "var"
+@pytest.fixture
+def web(web_factory: type[WebProcess], data: Path) -> WebProcess:
+    """`pbx web --https` over an installed box (admin and viewer), started."""
     prepare(data)
     web = web_factory(data=data, https=True)
     web.start()
+    return web
+
+
+def test_https_serves_with_its_own_certificate_and_secure_cookies(
+    web: WebProcess, web_factory: type[WebProcess], data: Path
+) -> None:
     assert web.url.startswith("https://127.0.0.1:")
     cert, key = data / "tls" / "cert.pem", data / "tls" / "key.pem"
     assert key.stat().st_mode & 0o077 == 0, "the private key must be readable by its owner only"
@@ -42,13 +49,7 @@ def test_https_serves_with_its_own_certificate_and_secure_cookies(
     )
 
 
-def test_the_lock_out_behind_tls_counts_each_client_address(
-    web_factory: type[WebProcess], tmp_path: Path
-) -> None:
-    data = tmp_path / "var"
-    prepare(data)
-    web = web_factory(data=data, https=True)
-    web.start()
+def test_the_lock_out_behind_tls_counts_each_client_address(web: WebProcess, data: Path) -> None:
     cafile = data / "tls" / "cert.pem"
 
     guesser = HttpSession(web.url, cafile, source="127.0.0.5")
@@ -70,15 +71,9 @@ def rss_mib(pid: int) -> float:
     raise AssertionError("no VmRSS")
 
 
-def test_idle_connections_cannot_exhaust_the_service(
-    web_factory: type[WebProcess], tmp_path: Path
-) -> None:
+def test_idle_connections_cannot_exhaust_the_service(web: WebProcess, data: Path) -> None:
     """Connections that never send a byte cost a socket each, no TLS buffer; the page stays
     reachable while they are open."""
-    data = tmp_path / "var"
-    prepare(data)
-    web = web_factory(data=data, https=True)
-    web.start()
     assert web.proc is not None
     port = int(web.url.rsplit(":", 1)[1])
     office = HttpSession(web.url, data / "tls" / "cert.pem")
@@ -97,13 +92,7 @@ def test_idle_connections_cannot_exhaust_the_service(
     assert grown < 10, f"300 idle connections cost {grown:.1f} MiB"
 
 
-def test_plain_http_on_the_https_port_is_sent_to_https(
-    web_factory: type[WebProcess], tmp_path: Path
-) -> None:
-    data = tmp_path / "var"
-    prepare(data)
-    web = web_factory(data=data, https=True)
-    web.start()
+def test_plain_http_on_the_https_port_is_sent_to_https(web: WebProcess) -> None:
     port = int(web.url.rsplit(":", 1)[1])
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     try:
