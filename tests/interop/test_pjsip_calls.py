@@ -250,6 +250,55 @@ def assert_answered(row: dict[str, Any], *, hung_up_by: str, pjsip: str) -> None
 # -- PJSIP calls sipp -----------------------------------------------------------------------
 
 
+def pjsip_holds_and_resumes(call: Call) -> None:
+    """PJSIP puts the answered call on hold, then resumes it; audio flows again after."""
+    mark = call.phone.mark()
+    call.phone.send(f"hold {call.call}")
+    held = call.phone.wait_rx(call.call, "INVITE", role="uac", since=mark)
+    assert held["status"] == 200 and direction(body_of(held["message"])) == "recvonly", held
+    call.phone.wait_media(call.call, "LOCAL_HOLD", since=mark)
+
+    mark = call.phone.mark()
+    call.phone.send(f"unhold {call.call}")
+    resumed = call.phone.wait_rx(call.call, "INVITE", role="uac", since=mark)
+    assert resumed["status"] == 200, resumed
+    assert direction(body_of(resumed["message"])) == "sendrecv", resumed
+    call.phone.wait_media(call.call, "ACTIVE", since=mark)
+    call.audio_flows(since=call.rtp.mark())
+
+
+def pjsip_is_held_and_resumed(call: Call) -> None:
+    """The sipp side holds and resumes: PJSIP sees a sendonly offer, then a sendrecv one."""
+    hold = call.phone.wait_event(lambda e: e["event"] == "offer", timeout=20)
+    assert direction(hold["sdp"]) == "sendonly", hold
+    call.phone.wait_media(call.call, "REMOTE_HOLD")
+    mark = call.phone.mark()
+    resume = call.phone.wait_event(lambda e: e["event"] == "offer", 20, mark)
+    assert direction(resume["sdp"]) == "sendrecv", resume
+    call.phone.wait_media(call.call, "ACTIVE", since=mark)
+    call.audio_flows(since=call.rtp.mark())
+
+
+def pjsip_receives_rfc4733_digits(call: Call, payload_type: int) -> None:
+    """Digits the sipp side sends as RFC 4733 events in `payload_type` reach PJSIP as such."""
+    mark = call.phone.mark()
+    call.rtp.send_digits("1234", payload_type)
+    assert call.phone.digits(call.call, 4, since=mark) == "1234"
+    methods = {e["method"] for e in call.phone.events[mark:] if e["event"] == "dtmf"}
+    assert methods == {"RFC2833"}
+
+
+def pjsip_hangs_up(call: Call) -> None:
+    mark = call.phone.mark()
+    call.hangup()
+    call.phone.wait_received("Response msg 200/BYE", since=mark)
+
+
+def pjsip_is_hung_up(call: Call) -> None:
+    call.phone.wait_rx(call.call, "BYE", role="uas", timeout=20)
+    call.phone.wait_state(call.call, "DISCONNECTED")
+
+
 def test_pjsip_caller_gets_early_media_before_the_answer(box: Box) -> None:
     with pjsip_calls_sipp(box, "pj_uas_early.xml", pause_ms=EARLY_MS) as call:
         call.media_to_box()  # the callee's RTP, from the moment it has sent its 183
@@ -278,19 +327,7 @@ def test_pjsip_caller_holds_and_resumes(box: Box) -> None:
         call.phone.wait_state(call.call, "CONFIRMED")
         call.audio_flows()
 
-        mark = call.phone.mark()
-        call.phone.send(f"hold {call.call}")
-        held = call.phone.wait_rx(call.call, "INVITE", role="uac", since=mark)
-        assert held["status"] == 200 and direction(body_of(held["message"])) == "recvonly", held
-        call.phone.wait_media(call.call, "LOCAL_HOLD", since=mark)
-
-        mark = call.phone.mark()
-        call.phone.send(f"unhold {call.call}")
-        resumed = call.phone.wait_rx(call.call, "INVITE", role="uac", since=mark)
-        assert resumed["status"] == 200, resumed
-        assert direction(body_of(resumed["message"])) == "sendrecv", resumed
-        call.phone.wait_media(call.call, "ACTIVE", since=mark)
-        call.audio_flows(since=call.rtp.mark())
+        pjsip_holds_and_resumes(call)
         call.hangup()
         run = call.finish()
     invites = requests(run, "INVITE")
@@ -303,14 +340,7 @@ def test_sipp_callee_holds_and_resumes(box: Box) -> None:
     with pjsip_calls_sipp(box, "pj_uas_hold.xml") as call:
         call.media_to_box()
         call.phone.wait_state(call.call, "CONFIRMED")
-        hold = call.phone.wait_event(lambda e: e["event"] == "offer", timeout=20)
-        assert direction(hold["sdp"]) == "sendonly", hold
-        call.phone.wait_media(call.call, "REMOTE_HOLD")
-        mark = call.phone.mark()
-        resume = call.phone.wait_event(lambda e: e["event"] == "offer", 20, mark)
-        assert direction(resume["sdp"]) == "sendrecv", resume
-        call.phone.wait_media(call.call, "ACTIVE", since=mark)
-        call.audio_flows(since=call.rtp.mark())
+        pjsip_is_held_and_resumed(call)
         call.hangup()
         run = call.finish()
     answers = [m for m in responses(run, "INVITE") if m.status == 200]
@@ -340,11 +370,7 @@ def test_sipp_callee_sends_rfc4733_dtmf_to_pjsip(box: Box) -> None:
         call.media_to_box()
         call.phone.wait_state(call.call, "CONFIRMED")
         call.audio_flows()
-        mark = call.phone.mark()
-        call.rtp.send_digits("1234", BOX_DTMF_PT)
-        assert call.phone.digits(call.call, 4, since=mark) == "1234"
-        methods = {e["method"] for e in call.phone.events[mark:] if e["event"] == "dtmf"}
-        assert methods == {"RFC2833"}
+        pjsip_receives_rfc4733_digits(call, BOX_DTMF_PT)
         call.hangup()
         call.finish()
     assert_answered(box.cdr(), hung_up_by="caller", pjsip="caller")
@@ -356,9 +382,7 @@ def test_pjsip_caller_hangs_up(box: Box) -> None:
         call.media_to_box()
         call.phone.wait_state(call.call, "CONFIRMED")
         call.audio_flows()
-        mark = call.phone.mark()
-        call.hangup()
-        call.phone.wait_received("Response msg 200/BYE", since=mark)
+        pjsip_hangs_up(call)
         run = call.finish()
     assert len(requests(run, "BYE")) == 1, run.describe()
     assert_answered(box.cdr(), hung_up_by="caller", pjsip="caller")
@@ -369,8 +393,7 @@ def test_sipp_callee_hangs_up(box: Box) -> None:
     with pjsip_calls_sipp(box, "pj_uas_bye.xml") as call:
         call.media_to_box()
         call.phone.wait_state(call.call, "CONFIRMED")
-        call.phone.wait_rx(call.call, "BYE", role="uas", timeout=20)
-        call.phone.wait_state(call.call, "DISCONNECTED")
+        pjsip_is_hung_up(call)
         run = call.finish()
     assert [m.status for m in responses(run, "BYE")] == [200], run.describe()
     assert_answered(box.cdr(), hung_up_by="callee", pjsip="caller")
@@ -428,14 +451,7 @@ def test_sipp_caller_holds_and_resumes(box: Box) -> None:
     with sipp_calls_pjsip(box, "pj_uac_hold.xml") as call:
         answer(call)
         call.media_to_box()
-        hold = call.phone.wait_event(lambda e: e["event"] == "offer", timeout=20)
-        assert direction(hold["sdp"]) == "sendonly", hold
-        call.phone.wait_media(call.call, "REMOTE_HOLD")
-        mark = call.phone.mark()
-        resume = call.phone.wait_event(lambda e: e["event"] == "offer", 20, mark)
-        assert direction(resume["sdp"]) == "sendrecv", resume
-        call.phone.wait_media(call.call, "ACTIVE", since=mark)
-        call.audio_flows(since=call.rtp.mark())
+        pjsip_is_held_and_resumed(call)
         call.hangup()
         run = call.finish()
     answers = [m for m in responses(run, "INVITE") if m.status == 200]
@@ -450,19 +466,7 @@ def test_pjsip_callee_holds_and_resumes(box: Box) -> None:
         call.media_to_box()
         call.audio_flows()
 
-        mark = call.phone.mark()
-        call.phone.send(f"hold {call.call}")
-        held = call.phone.wait_rx(call.call, "INVITE", role="uac", since=mark)
-        assert held["status"] == 200 and direction(body_of(held["message"])) == "recvonly", held
-        call.phone.wait_media(call.call, "LOCAL_HOLD", since=mark)
-
-        mark = call.phone.mark()
-        call.phone.send(f"unhold {call.call}")
-        resumed = call.phone.wait_rx(call.call, "INVITE", role="uac", since=mark)
-        assert resumed["status"] == 200, resumed
-        assert direction(body_of(resumed["message"])) == "sendrecv", resumed
-        call.phone.wait_media(call.call, "ACTIVE", since=mark)
-        call.audio_flows(since=call.rtp.mark())
+        pjsip_holds_and_resumes(call)
         call.hangup()
         run = call.finish()
     invites = requests(run, "INVITE")
@@ -491,11 +495,7 @@ def test_sipp_caller_sends_rfc4733_dtmf_to_pjsip(box: Box) -> None:
         answer(call)
         call.media_to_box()
         call.audio_flows()
-        mark = call.phone.mark()
-        call.rtp.send_digits("1234", SIPP_CALLER_DTMF_PT)
-        assert call.phone.digits(call.call, 4, since=mark) == "1234"
-        methods = {e["method"] for e in call.phone.events[mark:] if e["event"] == "dtmf"}
-        assert methods == {"RFC2833"}
+        pjsip_receives_rfc4733_digits(call, SIPP_CALLER_DTMF_PT)
         call.hangup()
         call.finish()
     assert_answered(box.cdr(), hung_up_by="callee", pjsip="callee")
@@ -505,8 +505,7 @@ def test_sipp_caller_sends_rfc4733_dtmf_to_pjsip(box: Box) -> None:
 def test_sipp_caller_hangs_up(box: Box) -> None:
     with sipp_calls_pjsip(box, "pj_uac_bye.xml") as call:
         answer(call)
-        call.phone.wait_rx(call.call, "BYE", role="uas", timeout=20)
-        call.phone.wait_state(call.call, "DISCONNECTED")
+        pjsip_is_hung_up(call)
         run = call.finish()
     assert [m.status for m in responses(run, "BYE")] == [200], run.describe()
     assert_answered(box.cdr(), hung_up_by="caller", pjsip="callee")
@@ -518,9 +517,7 @@ def test_pjsip_callee_hangs_up(box: Box) -> None:
         answer(call)
         call.media_to_box()
         call.audio_flows()
-        mark = call.phone.mark()
-        call.hangup()
-        call.phone.wait_received("Response msg 200/BYE", since=mark)
+        pjsip_hangs_up(call)
         run = call.finish()
     assert len(requests(run, "BYE")) == 1, run.describe()
     assert_answered(box.cdr(), hung_up_by="callee", pjsip="callee")
