@@ -51,15 +51,35 @@ class AuthResult:
 
 
 def digest_response(
-    algorithm: str, ha1: str, nonce: str, nc: str, cnonce: str, method: str, uri: str
+    algorithm: str,
+    ha1: str,
+    nonce: str,
+    nc: str,
+    cnonce: str,
+    method: str,
+    uri: str,
+    *,
+    qop: str | None = "auth",
+    body: bytes = b"",
 ) -> str:
-    """RFC 7616 §3.4.1 `response` for qop=auth: KD(HA1, nonce:nc:cnonce:qop:H(method:uri))."""
+    """RFC 7616 §3.4.1 `response`: KD(HA1, nonce:nc:cnonce:qop:HA2), HA2 = H(method:uri).
+
+    The server checks qop=auth only. Clients also answer qop=auth-int (HA2 then ends with
+    `:H(body)`) and challenges without qop (RFC 2069: KD(HA1, nonce:HA2); nc, cnonce unused).
+    For the -sess algorithms, pass the base algorithm and the session HA1.
+    """
     hash_ = ALGORITHMS[algorithm]
 
     def h(text: str) -> str:
         return hash_(text.encode()).hexdigest()
 
-    return h(f"{ha1}:{nonce}:{nc}:{cnonce}:auth:{h(f'{method}:{uri}')}")
+    if qop == "auth-int":
+        ha2 = h(f"{method}:{uri}:{hash_(body).hexdigest()}")
+    else:
+        ha2 = h(f"{method}:{uri}")
+    if qop is None:
+        return h(f"{ha1}:{nonce}:{ha2}")
+    return h(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")
 
 
 _AUTH_PARAM = re.compile(
