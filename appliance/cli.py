@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import logging
 import os
 import sqlite3
@@ -12,13 +13,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from appliance import __version__, control
+from appliance import __version__, control, numbering
 from appliance.service import reexec
-from appliance.store import extensions, registrations, settings
-from appliance.store.db import open_db
+from appliance.store import destinations, dids, extensions, registrations, routes, settings, trunks
+from appliance.store.db import open_db, transaction
+from appliance.store.destinations import DestinationError
+from appliance.store.dids import DidError
 from appliance.store.extensions import ExtensionError
 from appliance.store.migrations import current_version, migrate
+from appliance.store.numbers import NumberTaken
+from appliance.store.routes import RouteError
 from appliance.store.settings import SettingError
+from appliance.store.trunks import TrunkError
+
+PASSWORD_ENV = "PBX_TRUNK_PASSWORD"
+"""Where `pbx trunk add/set --password -` takes a trunk's password from, when it is set."""
 
 DEMO_EXTENSIONS = ("101", "102", "103", "104")
 
@@ -94,10 +103,20 @@ def cmd_ext_add(args: argparse.Namespace) -> int:
     return 0
 
 
+def _extension_extras(ext: extensions.Extension) -> str:
+    """What differs from a new extension's defaults: permissions, caller ID."""
+    extras = []
+    if ext.permissions != numbering.DEFAULT_PERMISSIONS:
+        extras.append(f"may call {','.join(ext.permissions)}")
+    if ext.caller_id:
+        extras.append(f"caller ID {ext.caller_id}")
+    return f"  ({'; '.join(extras)})" if extras else ""
+
+
 def cmd_ext_list(args: argparse.Namespace) -> int:
     rows = extensions.list_all(open_db(args.data))
     for ext in rows:
-        print(f"{ext.number:>6}  {ext.name}")
+        print(f"{ext.number:>6}  {ext.name}{_extension_extras(ext)}")
     if not rows:
         print("no extensions")
     return 0
@@ -114,6 +133,194 @@ def cmd_ext_passwd(args: argparse.Namespace) -> int:
     password = extensions.set_password(open_db(args.data), args.number, args.password)
     _notify_core(args)
     _report_password(args, password, "password changed")
+    return 0
+
+
+def cmd_ext_set(args: argparse.Namespace) -> int:
+    db = open_db(args.data)
+    if extensions.get(db, args.number) is None:
+        raise ExtensionError(f"no extension {args.number}")
+    if args.name is None and args.permissions is None and args.caller_id is None:
+        raise ExtensionError("nothing to change: give --name, --permissions or --caller-id")
+    with transaction(db):
+        if args.name is not None:
+            extensions.rename(db, args.number, args.name.strip())
+        if args.permissions is not None:
+            extensions.set_permissions(db, args.number, args.permissions.split(","))
+        if args.caller_id is not None:
+            extensions.set_caller_id(db, args.number, args.caller_id)
+    _notify_core(args)
+    ext = extensions.get(db, args.number)
+    assert ext is not None
+    print(f"extension {ext.number} changed: may call {','.join(ext.permissions)};"
+          f" caller ID {ext.caller_id or 'from the route or trunk'}")  # fmt: skip
+    return 0
+
+
+TRUNK_OPTIONS = {
+    "kind": "kind", "username": "username", "auth_user": "auth_user", "password": "password",
+    "proxy": "outbound_proxy", "transport": "transport", "from_user": "from_user",
+    "from_domain": "from_domain", "codecs": "codecs", "max_calls": "max_calls",
+    "expires": "expires", "options_interval": "options_interval",
+    "external_address": "external_address", "match": "match_cidrs", "did_from": "did_from",
+    "late_offer": "late_offer", "enabled": "enabled", "server": "server",
+}  # fmt: skip
+"""`pbx trunk add/set` options (argparse dest) and the trunk field each sets."""
+
+
+def _trunk_fields(args: argparse.Namespace) -> dict[str, object]:
+    fields = {
+        field: getattr(args, dest)
+        for dest, field in TRUNK_OPTIONS.items()
+        if getattr(args, dest) is not None
+    }
+    if fields.get("password") == "-":
+        fields["password"] = _read_password()
+    return fields
+
+
+def _read_password() -> str:
+    """The password from PBX_TRUNK_PASSWORD, else asked for without echo: never in argv."""
+    given = os.environ.get(PASSWORD_ENV)
+    if given is not None:
+        return given
+    try:
+        return getpass.getpass("trunk password: ")
+    except EOFError:
+        raise TrunkError(
+            f"no password: set {PASSWORD_ENV} or type it when asked", "password"
+        ) from None
+
+
+def cmd_trunk_add(args: argparse.Namespace) -> int:
+    trunk = trunks.add(open_db(args.data), args.name, **_trunk_fields(args))
+    _notify_core(args)
+    print(f"trunk {trunk.name} added ({trunk.kind}, {trunk.server})")
+    return 0
+
+
+def cmd_trunk_set(args: argparse.Namespace) -> int:
+    fields = _trunk_fields(args)
+    if not fields:
+        raise TrunkError("nothing to change: give the options to set (see --help)")
+    trunks.update(open_db(args.data), args.name, **fields)
+    _notify_core(args)
+    print(f"trunk {args.name} changed")
+    return 0
+
+
+def cmd_trunk_list(args: argparse.Namespace) -> int:
+    rows = trunks.list_all(open_db(args.data))
+    options = {field: dest.replace("_", "-") for dest, field in TRUNK_OPTIONS.items()}
+    for t in rows:
+        print(f"{t.name}  {t.kind}  {t.transport} {t.server}"
+              f"{'' if t.enabled else '  (disabled)'}")  # fmt: skip
+        shown = []
+        for key, value in t.masked().items():
+            if key in ("name", "kind", "transport", "server", "enabled", "created_at",
+                       "updated_at"):  # fmt: skip
+                continue
+            text = ("yes" if value else "no") if isinstance(value, bool) else str(value)
+            shown.append(f"{options.get(key, key)} {text or '-'}")
+        print(f"  {', '.join(shown)}")
+    if not rows:
+        print("no trunks")
+    return 0
+
+
+def cmd_trunk_remove(args: argparse.Namespace) -> int:
+    trunks.remove(open_db(args.data), args.name)
+    _notify_core(args)
+    print(f"trunk {args.name} removed")
+    return 0
+
+
+def cmd_did_add(args: argparse.Namespace) -> int:
+    db = open_db(args.data)
+    did = dids.add(db, args.number, args.to, args.label or "", args.trunk or "")
+    _notify_core(args)
+    print(f"DID {did.number} added: calls go to {destinations.describe(db, did.destination)}")
+    return 0
+
+
+def cmd_did_set(args: argparse.Namespace) -> int:
+    db = open_db(args.data)
+    if args.to is None and args.label is None and args.trunk is None:
+        raise DidError("nothing to change: give --to, --label or --trunk")
+    did = dids.update(db, args.number, destination=args.to, label=args.label, trunk=args.trunk)
+    _notify_core(args)
+    print(f"DID {did.number} changed: calls go to {destinations.describe(db, did.destination)}")
+    return 0
+
+
+def cmd_did_list(args: argparse.Namespace) -> int:
+    db = open_db(args.data)
+    rows = dids.list_all(db)
+    for d in rows:
+        trunk = f"trunk {d.trunk}" if d.trunk else "any trunk"
+        print(f"{d.number:<16}  {d.label or '-':<20}  {trunk}"
+              f"  -> {destinations.describe(db, d.destination)}")  # fmt: skip
+    if not rows:
+        print("no DIDs")
+    return 0
+
+
+def cmd_did_remove(args: argparse.Namespace) -> int:
+    db = open_db(args.data)
+    did = dids.get(db, args.number)
+    dids.remove(db, args.number)
+    _notify_core(args)
+    print(f"DID {did.number if did else args.number} removed")
+    return 0
+
+
+def cmd_route_add(args: argparse.Namespace) -> int:
+    route = routes.add(
+        open_db(args.data), args.name, args.pattern, args.trunk, args.prepend or "",
+        args.caller_id or "", args.position,
+    )  # fmt: skip
+    _notify_core(args)
+    print(f"route {route.name} added at position {route.position}")
+    return 0
+
+
+def cmd_route_set(args: argparse.Namespace) -> int:
+    changes = (args.pattern, args.trunk, args.prepend, args.caller_id, args.position)
+    if all(change is None for change in changes):
+        raise RouteError("nothing to change: give the options to set (see --help)")
+    route = routes.update(
+        open_db(args.data), args.name, patterns=args.pattern, trunks=args.trunk,
+        prepend=args.prepend, caller_id=args.caller_id, position=args.position,
+    )  # fmt: skip
+    _notify_core(args)
+    print(f"route {route.name} changed (position {route.position})")
+    return 0
+
+
+def cmd_route_list(args: argparse.Namespace) -> int:
+    rows = routes.list_all(open_db(args.data))
+    for r in rows:
+        extras = (f"  prepend {r.prepend}" if r.prepend else "") + (
+            f"  caller ID {r.caller_id}" if r.caller_id else ""
+        )
+        print(f"{r.position:>2}. {r.name}  {','.join(r.patterns)}  via {' > '.join(r.trunks)}"
+              f"{extras}")  # fmt: skip
+    if not rows:
+        print("no routes")
+    return 0
+
+
+def cmd_route_move(args: argparse.Namespace) -> int:
+    route = routes.move(open_db(args.data), args.name, args.position)
+    _notify_core(args)
+    print(f"route {route.name} is now at position {route.position}")
+    return 0
+
+
+def cmd_route_remove(args: argparse.Namespace) -> int:
+    routes.remove(open_db(args.data), args.name)
+    _notify_core(args)
+    print(f"route {args.name} removed")
     return 0
 
 
@@ -157,6 +364,87 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"  {c['id'][:8]}  {c['caller']:>6} -> {callee:<6}  {c['state']:<8}  "
               f"{c['duration']:>7.1f} s  {codecs}")  # fmt: skip
     return 0
+
+
+def _trunk_arguments(p: argparse.ArgumentParser, *, adding: bool) -> None:
+    """The options of `pbx trunk add` and `pbx trunk set` (which changes only those given)."""
+    p.add_argument("name", help="trunk name: up to 32 lower-case letters, digits, '-', '_'")
+    p.add_argument(
+        "--server",
+        required=adding,
+        metavar="HOST[:PORT]",
+        help="the provider's SIP server (host name or IP; IPv6 as [ADDR]:PORT)",
+    )
+    p.add_argument(
+        "--kind",
+        choices=trunks.KINDS,
+        help="register: the box registers with --username/--password (default); "
+        "ip: the provider sends calls to the box's address",
+    )
+    p.add_argument(
+        "--username", help="the account at the provider (user part of From and the registration)"
+    )
+    p.add_argument(
+        "--auth-user", help="digest user name, when the provider's differs from --username"
+    )
+    p.add_argument(
+        "--password",
+        help=f"the account's password; '-' to take it from "
+        f"{PASSWORD_ENV} or be asked for it (kept out of shell history)",
+    )
+    p.add_argument(
+        "--proxy", metavar="HOST[:PORT]", help="outbound proxy to send everything to ('' for none)"
+    )
+    p.add_argument("--transport", choices=trunks.TRANSPORTS, help="udp (default) or tcp")
+    p.add_argument(
+        "--from-user",
+        help="user part of From on outbound calls, when the provider wants other than the username",
+    )
+    p.add_argument(
+        "--from-domain", help="host part of From, when the provider wants other than the server"
+    )
+    p.add_argument(
+        "--codecs",
+        metavar="CODEC[,CODEC]",
+        help="offered, most preferred first: some of PCMA, PCMU, G722 (default all)",
+    )
+    p.add_argument("--max-calls", metavar="N", help="calls at once over it; 0 for no limit")
+    p.add_argument("--expires", metavar="S", help="registration time asked for (60-86400 s)")
+    p.add_argument(
+        "--options-interval",
+        metavar="S",
+        help="seconds between OPTIONS keep-alives (0 off, or 10-3600; default 30)",
+    )
+    p.add_argument(
+        "--external-address",
+        metavar="A",
+        help="public address to announce when the box is behind NAT ('' to find it)",
+    )
+    p.add_argument(
+        "--match",
+        metavar="CIDR[,CIDR]",
+        help="networks whose calls come from this trunk (default: the server's address)",
+    )
+    p.add_argument(
+        "--did-from",
+        metavar="auto|request-uri|to|header:NAME",
+        help="where an inbound call's number (DID) is read (default auto)",
+    )
+    p.add_argument(
+        "--late-offer",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="send INVITEs without SDP, for providers that want to offer first",
+    )
+    p.add_argument(
+        "--enable",
+        dest="enabled",
+        action="store_const",
+        const=True,
+        help="use the trunk (a new one is in use)",
+    )
+    p.add_argument("--disable", dest="enabled", action="store_const", const=False,
+                   help="keep the trunk but do not register or send calls by it")  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -214,6 +502,91 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("number", help="extension number")
     p.add_argument("--password", help="the new password; generated when omitted")
 
+    p = command(extsub, "set", "change an extension's name, calling permissions or caller ID",
+                cmd_ext_set)  # fmt: skip
+    p.add_argument("number", help="extension number")
+    p.add_argument("--name", help="display name shown as caller ID inside the office")
+    p.add_argument("--permissions", metavar="CLASS[,CLASS]",
+                   help="classes of numbers it may call: internal (always), local, mobile, "
+                        "long-distance, international, premium; emergency numbers always "
+                        "(default internal,local,mobile,long-distance)")  # fmt: skip
+    p.add_argument("--caller-id", metavar="DID",
+                   help="one of the office's numbers (DIDs) shown on its outside calls; '' "
+                        "for the route's or trunk's")  # fmt: skip
+
+    trunk = command(sub, "trunk", "manage SIP trunks to providers", None)
+    trunksub = trunk.add_subparsers(dest="trunk_command", required=True, metavar="COMMAND")
+    p = command(trunksub, "add", "add a SIP trunk", cmd_trunk_add)
+    _trunk_arguments(p, adding=True)
+    p = command(trunksub, "set", "change a trunk's settings (only those given)", cmd_trunk_set)
+    _trunk_arguments(p, adding=False)
+    command(trunksub, "list", "list trunks with their settings (passwords masked)",
+            cmd_trunk_list)  # fmt: skip
+    p = command(trunksub, "remove", "remove a trunk no route or DID uses", cmd_trunk_remove)
+    p.add_argument("name", help="trunk name")
+
+    did = command(sub, "did", "manage the office's numbers (DIDs) and where their calls go",
+                  None)  # fmt: skip
+    didsub = did.add_subparsers(dest="did_command", required=True, metavar="COMMAND")
+    for name, text, fn in (
+        ("add", "add one of the office's numbers (a DID)", cmd_did_add),
+        ("set", "change where a DID's calls go, its label or its trunk", cmd_did_set),
+    ):
+        p = command(didsub, name, text, fn)
+        p.add_argument("number", help="the number, as the office dials it or in +E.164 form")
+        p.add_argument("--to", required=name == "add", metavar="DESTINATION",
+                       help="where its calls go: extension:NUMBER or hangup:CAUSE (busy, "
+                            "not-found, unavailable, rejected, congestion)")  # fmt: skip
+        p.add_argument("--label", help="a name for people and call records (32 characters)")
+        p.add_argument("--trunk", metavar="NAME",
+                       help="the trunk its calls come in on ('' for any trunk)")  # fmt: skip
+    command(didsub, "list", "list the office's numbers and where their calls go", cmd_did_list)
+    p = command(didsub, "remove", "remove a DID no extension or route shows as caller ID",
+                cmd_did_remove)  # fmt: skip
+    p.add_argument("number", help="the number")
+
+    route = command(sub, "route", "manage outbound routes: which numbers go out by which trunks",
+                    None)  # fmt: skip
+    routesub = route.add_subparsers(dest="route_command", required=True, metavar="COMMAND")
+    for name, text, fn in (
+        ("add", "add an outbound route (last, or at --position)", cmd_route_add),
+        ("set", "change a route (a --pattern or --trunk list replaces the old one)",
+         cmd_route_set),
+    ):  # fmt: skip
+        p = command(routesub, name, text, fn)
+        p.add_argument("name", help="route name: lower-case letters, digits, '-', '_'")
+        p.add_argument("--pattern", action="append", required=name == "add", metavar="P",
+                       help="dial pattern (X any digit, Z 1-9, N 2-9, [1-5] a set, a final . "
+                            "one or more more, ! any more; PREFIX|REST strips PREFIX); "
+                            "repeat for more")  # fmt: skip
+        p.add_argument(
+            "--trunk",
+            action="append",
+            required=name == "add",
+            metavar="T",
+            help="trunk to send the call by; repeat for failover, in order",
+        )
+        p.add_argument(
+            "--prepend", metavar="DIGITS", help="digits (or a leading +) put before the number sent"
+        )
+        p.add_argument(
+            "--caller-id",
+            metavar="DID",
+            help="one of the office's numbers (DIDs) to present; '' for none",
+        )
+        p.add_argument(
+            "--position",
+            type=int,
+            metavar="N",
+            help="place in the order routes are tried (1 first)",
+        )
+    command(routesub, "list", "list routes in the order they are tried", cmd_route_list)
+    p = command(routesub, "move", "move a route to another place in the order", cmd_route_move)
+    p.add_argument("name", help="route name")
+    p.add_argument("position", type=int, help="new place, 1 for the route tried first")
+    p = command(routesub, "remove", "remove an outbound route", cmd_route_remove)
+    p.add_argument("name", help="route name")
+
     cfg = command(sub, "config", "show or change settings", None)
     cfgsub = cfg.add_subparsers(dest="config_command", required=True, metavar="COMMAND")
     p = command(cfgsub, "get", "show settings with their meaning", cmd_config_get)
@@ -235,7 +608,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.Formatter.converter = time.gmtime
     try:
         return int(args.func(args))
-    except (ExtensionError, SettingError) as exc:
+    except (
+        ExtensionError, SettingError, TrunkError, DidError, RouteError, NumberTaken,
+        DestinationError,
+    ) as exc:  # fmt: skip
         print(f"pbx: error: {exc}", file=sys.stderr)
         return 2
     except (OSError, sqlite3.Error) as exc:  # the data directory or database is unusable

@@ -1,21 +1,32 @@
 """The whole configuration as one JSON document: downloaded as a backup, restored whole.
 
-Configuration is settings, extensions (digest HA1 values, never clear passwords), setup-page
-users (scrypt hashes) and API tokens (SHA-256 hashes). Runtime data (registrations, CDRs) is not
-part of it. A restore is checked completely before anything is written, then applied in one
-transaction: a bad file changes nothing."""
+Configuration is settings, extensions (digest HA1 values, never clear passwords; their calling
+permissions and caller ID), setup-page users (scrypt hashes), API tokens (SHA-256 hashes), SIP
+trunks, the office's numbers (DIDs) and outbound routes. Runtime data (registrations, CDRs) is
+not part of it. A restore is checked completely before anything is written, then applied in one
+transaction: a bad file changes nothing.
+
+**A backup holds the trunks' passwords in clear.** The box must answer its providers' digest
+challenges, so it keeps them (unlike the phones' passwords, of which only HA1 digests are
+needed), and a restore that lost them would leave the office without its lines. Keep backup
+files as safe as the provider accounts themselves.
+
+Backups made before trunks existed (without the keys `trunks`, `dids`, `routes` and the
+extensions' `permissions`, `caller_id`) restore with none and the defaults."""
 
 from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import time
 from typing import Any
 
-from appliance.store import extensions, settings, users
+from appliance import numbering
+from appliance.store import dids, extensions, routes, settings, trunks, users
 from appliance.store.database import Database
 from appliance.store.db import transaction
-from appliance.store.migrations import current_version
+from appliance.store.migrations import MIGRATIONS, current_version
 
 FORMAT = "pbx-appliance-backup"
 VERSION = 1
@@ -24,10 +35,21 @@ LOCAL_ONLY = frozenset({"web.secret_key", "sip.nonce_secret"})
 INTERNAL = frozenset({"sip.realm", "web.setup_done"})
 """Internal settings that are configuration (the realm the HA1 values were made in)."""
 HEX_RE = re.compile(r"[0-9a-f]{32,128}\Z")
+INSTANCE_RE = re.compile(r"[0-9a-f]{12}\Z")
+TRUNK_FIELDS = ("name", "server", *sorted(trunks.DEFAULTS), "instance")
+"""A trunk in a backup: its settable fields (password included), its name and instance."""
 
 
 class BackupError(ValueError):
     """The file is not a backup this box can restore. `str()` says what is wrong."""
+
+
+EXTENSION_FIELDS = ("number", "name", "realm", "ha1_md5", "ha1_sha256", "permissions",
+                    "caller_id")  # fmt: skip
+
+
+def _trunk_doc(trunk: trunks.Trunk) -> dict[str, Any]:
+    return {key: getattr(trunk, key) for key in TRUNK_FIELDS}
 
 
 def export(db: Database) -> dict[str, Any]:
@@ -39,10 +61,25 @@ def export(db: Database) -> dict[str, Any]:
         "created_at": time.time(),
         "settings": {k: v for k, v in rows if k not in LOCAL_ONLY},
         "extensions": [
-            dict(zip(("number", "name", "realm", "ha1_md5", "ha1_sha256"), row, strict=True))
+            dict(zip(EXTENSION_FIELDS, row, strict=True))
             for row in db.execute(
-                "SELECT number, name, realm, ha1_md5, ha1_sha256 FROM extensions ORDER BY number"
+                f"SELECT {', '.join(EXTENSION_FIELDS)} FROM extensions ORDER BY number"
             ).fetchall()
+        ],
+        "trunks": [_trunk_doc(t) for t in trunks.list_all(db)],
+        "dids": [
+            {"number": d.number, "label": d.label, "trunk": d.trunk, "destination": d.destination}
+            for d in dids.list_all(db)
+        ],
+        "routes": [
+            {
+                "name": r.name,
+                "patterns": list(r.patterns),
+                "prepend": r.prepend,
+                "trunks": list(r.trunks),
+                "caller_id": r.caller_id,
+            }
+            for r in routes.list_all(db)
         ],
         "users": [
             dict(zip(("username", "role", "password_hash"), row, strict=True))
@@ -99,11 +136,20 @@ def check(data: bytes) -> dict[str, Any]:
     if not conf.get("sip.realm"):
         raise BackupError("the backup has no SIP realm: its extensions' credentials need it")
     for ext in _list(doc, "extensions", ("number", "name", "realm", "ha1_md5", "ha1_sha256")):
+        ext.setdefault("permissions", ",".join(numbering.DEFAULT_PERMISSIONS))
+        ext.setdefault("caller_id", "")
+        if not isinstance(ext["permissions"], str) or not isinstance(ext["caller_id"], str):
+            raise BackupError(f"extension {ext['number']}: permissions and caller ID must be text")
         try:
             extensions.check_number(ext["number"])
             extensions.check_name(ext["name"])
         except extensions.ExtensionError as exc:
             raise BackupError(str(exc)) from None
+        try:
+            allowed = extensions.check_permissions(ext["permissions"].split(","))
+        except extensions.ExtensionError as exc:
+            raise BackupError(f"extension {ext['number']}: {exc}") from None
+        ext["permissions"] = ",".join(allowed)
         if not (HEX_RE.match(ext["ha1_md5"]) and HEX_RE.match(ext["ha1_sha256"])):
             raise BackupError(f"extension {ext['number']}: credentials are damaged")
     people = _list(doc, "users", ("username", "role", "password_hash"))
@@ -129,6 +175,10 @@ def check(data: bytes) -> dict[str, Any]:
             or not 0 <= created < 1e11  # NaN fails this too
         ):
             raise BackupError(f"API token {token['name']!r} has a damaged date")
+    for key in ("trunks", "dids", "routes"):
+        doc.setdefault(key, [])  # a backup made before trunks existed
+        if not isinstance(doc[key], list) or not all(isinstance(i, dict) for i in doc[key]):
+            raise BackupError(f"'{key}' must be a list of objects")
     for key, unique, what in (("extensions", "number", "extension"),
                               ("users", "username", "user"),
                               ("api_tokens", "token_hash", "API token")):  # fmt: skip
@@ -138,7 +188,99 @@ def check(data: bytes) -> dict[str, Any]:
                 shown = item["name"] if key == "api_tokens" else item[unique]
                 raise BackupError(f"the backup lists {what} {shown} twice")
             seen.add(item[unique])
+    _check_numbering(doc)
     return doc
+
+
+def _check_numbering(doc: dict[str, Any]) -> None:
+    """Check the trunks, DIDs, routes and extensions' caller IDs exactly as adding them would,
+    in a scratch database holding the backup's settings and extensions; make them canonical
+    in `doc` (a DID's number normalised, as restore writes it)."""
+    scratch = Database(sqlite3.connect(":memory:", isolation_level=None))
+    try:
+        for _, _, step in MIGRATIONS:  # the schema, quietly: nothing is migrated here
+            step(scratch)
+        scratch.execute("DELETE FROM settings")
+        scratch.conn.executemany(
+            "INSERT INTO settings (key, value) VALUES (?, ?)", list(doc["settings"].items())
+        )
+        scratch.conn.executemany(
+            "INSERT INTO extensions (number, name, realm, ha1_md5, ha1_sha256, created_at,"
+            " updated_at) VALUES (?, ?, '', '', '', 0, 0)",
+            [(e["number"], e["name"]) for e in doc["extensions"]],
+        )
+        for i, trunk in enumerate(doc["trunks"]):
+            name = trunk.get("name")
+            what = f"trunk {name}" if isinstance(name, str) else f"trunks[{i}]"
+            missing = sorted({"name", "server", "instance"} - set(trunk))
+            unknown = sorted(set(trunk) - set(TRUNK_FIELDS))
+            if missing or not isinstance(name, str):
+                raise BackupError(f"{what} must have the fields name, server and instance")
+            if unknown:
+                raise BackupError(f"{what}: unknown fields {', '.join(unknown)}")
+            if not isinstance(trunk["instance"], str) or not INSTANCE_RE.match(trunk["instance"]):
+                raise BackupError(f"{what}: its instance token is damaged")
+            fields = {k: v for k, v in trunk.items() if k not in ("name", "instance")}
+            try:
+                made = trunks.add(scratch, trunks.check_name(name), **fields)
+            except trunks.TrunkExists:
+                raise BackupError(f"the backup lists trunk {name} twice") from None
+            except trunks.TrunkError as exc:
+                raise BackupError(f"{what}: {exc}") from None
+            doc["trunks"][i] = {**_trunk_doc(made), "instance": trunk["instance"]}
+        for i, did in enumerate(doc["dids"]):
+            if set(did) != {"number", "label", "trunk", "destination"} or not all(
+                isinstance(v, str) for v in did.values()
+            ):
+                raise BackupError(
+                    f"dids[{i}] must have text fields number, label, trunk, destination"
+                )
+            try:
+                made_did = dids.add(scratch, did["number"], did["destination"], did["label"],
+                                    did["trunk"])  # fmt: skip
+            except dids.DidError as exc:
+                raise BackupError(f"DID {did['number']}: {exc}") from None
+            doc["dids"][i] = {**did, "number": made_did.number, "destination": made_did.destination}
+        for i, route in enumerate(doc["routes"]):
+            if set(route) != {"name", "patterns", "prepend", "trunks", "caller_id"} or not (
+                isinstance(route["name"], str) and isinstance(route["prepend"], str)
+                and isinstance(route["caller_id"], str)
+                and all(isinstance(route[k], list) and all(isinstance(v, str) for v in route[k])
+                        for k in ("patterns", "trunks"))
+            ):  # fmt: skip
+                raise BackupError(
+                    f"routes[{i}] must have the fields name, patterns, prepend, trunks, caller_id"
+                )
+            try:
+                made_route = routes.add(
+                    scratch, route["name"], route["patterns"], route["trunks"], route["prepend"],
+                    route["caller_id"],
+                )  # fmt: skip
+            except routes.RouteExists:
+                raise BackupError(f"the backup lists route {route['name']} twice") from None
+            except routes.RouteError as exc:
+                raise BackupError(f"route {route['name']}: {exc}") from None
+            doc["routes"][i] = {
+                **route,
+                "patterns": list(made_route.patterns),
+                "caller_id": made_route.caller_id,
+            }
+        for ext in doc["extensions"]:
+            try:
+                ext["caller_id"] = extensions.set_caller_id(
+                    scratch, ext["number"], ext["caller_id"]
+                )
+            except extensions.ExtensionError as exc:
+                raise BackupError(f"extension {ext['number']}: {exc}") from None
+        for key, value in doc["settings"].items():
+            spec = settings.SETTINGS.get(key)
+            if isinstance(spec, settings.DestinationSetting):
+                try:
+                    spec.check(scratch, spec.validate(value))
+                except settings.SettingError as exc:
+                    raise BackupError(f"setting {exc}") from None
+    finally:
+        scratch.conn.close()
 
 
 def restore(db: Database, data: bytes) -> dict[str, int]:
@@ -156,10 +298,27 @@ def restore(db: Database, data: bytes) -> dict[str, int]:
         )
         conn.execute("DELETE FROM extensions")
         conn.executemany(
-            "INSERT INTO extensions (number, name, realm, ha1_md5, ha1_sha256, created_at,"
-            " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(e["number"], e["name"], e["realm"], e["ha1_md5"], e["ha1_sha256"], now, now)
-             for e in doc["extensions"]],
+            "INSERT INTO extensions (number, name, realm, ha1_md5, ha1_sha256, permissions,"
+            " caller_id, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [(*(e[k] for k in EXTENSION_FIELDS), now, now) for e in doc["extensions"]],
+        )
+        for table in ("trunks", "dids", "routes"):
+            conn.execute(f"DELETE FROM {table}")
+        columns = (*TRUNK_FIELDS, "created_at", "updated_at")
+        conn.executemany(
+            f"INSERT INTO trunks ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})",
+            [(*(t[k] for k in TRUNK_FIELDS), now, now) for t in doc["trunks"]],
+        )
+        conn.executemany(
+            "INSERT INTO dids (number, label, trunk, destination, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            [(d["number"], d["label"], d["trunk"], d["destination"], now) for d in doc["dids"]],
+        )
+        conn.executemany(
+            "INSERT INTO routes (name, position, patterns, prepend, trunks, caller_id,"
+            " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(r["name"], position, ",".join(r["patterns"]), r["prepend"], ",".join(r["trunks"]),
+              r["caller_id"], now) for position, r in enumerate(doc["routes"], 1)],
         )  # fmt: skip
         conn.execute("DELETE FROM registrations WHERE aor NOT IN (SELECT number FROM extensions)")
         # Sessions made before the restore end: every restored user starts a new epoch.
@@ -176,4 +335,7 @@ def restore(db: Database, data: bytes) -> dict[str, int]:
             [(t["name"], t["role"], t["token_hash"], float(t.get("created_at") or now))
              for t in doc["api_tokens"]],
         )  # fmt: skip
-    return {key: len(doc[key]) for key in ("extensions", "users", "api_tokens")}
+    return {
+        key: len(doc[key])
+        for key in ("extensions", "users", "api_tokens", "trunks", "dids", "routes")
+    }

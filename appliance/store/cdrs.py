@@ -10,6 +10,8 @@ from appliance.store.database import Database
 from appliance.store.db import transaction
 
 DISPOSITIONS = ("answered", "busy", "no-answer", "failed", "cancelled")
+DIRECTIONS = ("internal", "inbound", "outbound")
+"""Between extensions; from a trunk (to one of the office's DIDs); out through a trunk."""
 
 
 @dataclass(slots=True)
@@ -32,6 +34,15 @@ class Cdr:
     codec_callee: str | None = None
     rtp_caller: dict[str, Any] | None = None
     rtp_callee: dict[str, Any] | None = None
+    direction: str = "internal"
+    trunk: str | None = None
+    """The trunk an inbound call came in on, or an outbound call left by."""
+    did: str | None = None
+    """The office's number an inbound call was made to (E.164 as stored in `dids`)."""
+    did_label: str | None = None
+    """That DID's label when the call came in (a later rename keeps what it was)."""
+    sent: str | None = None
+    """An outbound call's number as sent to the provider (after the route's prepend)."""
 
     @property
     def duration(self) -> float:
@@ -54,7 +65,7 @@ class Cdr:
 COLUMNS = (
     "id, started_at, answered_at, ended_at, caller, caller_name, dialled, answered_by,"
     " disposition, duration, billsec, hangup_side, hangup_cause, codec_caller, codec_callee,"
-    " rtp_caller, rtp_callee"
+    " rtp_caller, rtp_callee, direction, trunk, did, did_label, sent"
 )
 
 _NAMES = [name.strip() for name in COLUMNS.split(",")]
@@ -66,6 +77,8 @@ def write(db: Database, records: list[Cdr]) -> None:
         return
     if any(r.disposition not in DISPOSITIONS for r in records):
         raise ValueError("unknown CDR disposition")
+    if any(r.direction not in DIRECTIONS for r in records):
+        raise ValueError("unknown CDR direction")
     sql = f"INSERT INTO cdrs ({COLUMNS}) VALUES ({', '.join('?' * len(_NAMES))})"
     with transaction(db) as conn:
         conn.executemany(sql, [[row[n] for n in _NAMES] for row in map(Cdr.row, records)])
@@ -90,12 +103,15 @@ def recent(db: Database, limit: int = 100) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True, slots=True)
 class Filter:
-    """Which records to find: started in [since, until), involving `extension`, ending so."""
+    """Which records to find: started in [since, until), involving `extension`, ending so,
+    going that way (`direction`), through `trunk`."""
 
     since: float | None = None
     until: float | None = None
     extension: str | None = None
     disposition: str | None = None
+    direction: str | None = None
+    trunk: str | None = None
 
     def where(self) -> tuple[str, list[Any]]:
         clauses: list[str] = []
@@ -112,6 +128,12 @@ class Filter:
         if self.disposition:
             clauses.append("disposition = ?")
             args.append(self.disposition)
+        if self.direction:
+            clauses.append("direction = ?")
+            args.append(self.direction)
+        if self.trunk:
+            clauses.append("trunk = ?")
+            args.append(self.trunk)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), args
 
 

@@ -1,4 +1,5 @@
-"""Extensions: short internal numbers with SIP credentials stored only as digest HA1 values."""
+"""Extensions: short internal numbers with SIP credentials stored only as digest HA1 values,
+the classes of numbers each may call out to, and the office number it presents outside."""
 
 from __future__ import annotations
 
@@ -8,11 +9,14 @@ import secrets
 import sqlite3
 import string
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from appliance.store import settings
+from appliance.numbering import DEFAULT_PERMISSIONS, PERMISSION_CLASSES
+from appliance.store import destinations, dids, numbers, settings
 from appliance.store.database import Database
 from appliance.store.db import transaction
+from appliance.store.numbers import NumberTaken
 
 NUMBER_RE = re.compile(r"[0-9]{2,6}\Z")
 MIN_PASSWORD = 10
@@ -28,14 +32,31 @@ class ExtensionError(ValueError):
         self.field = field
 
 
-class ExtensionExists(ExtensionError):
-    """The number is taken by another extension."""
+class ExtensionExists(ExtensionError, NumberTaken):
+    """The number is taken: by another extension ("extension 101 already exists"), or by
+    another of the numbers the box answers ("100 is already the DID 100 (Ural)"). Both are
+    conflicts (the API's 409); `owner` describes the other owner."""
+
+    def __init__(self, message: str, field: str = "number", owner: str = "") -> None:
+        super().__init__(message, field)
+        self.owner = owner
 
 
 @dataclass(frozen=True, slots=True)
 class Extension:
     number: str
     name: str
+    permissions: tuple[str, ...] = DEFAULT_PERMISSIONS
+    """Classes of numbers it may call (`numbering.PERMISSION_CLASSES`); always "internal"."""
+    caller_id: str = ""
+    """A DID of the office presented on its outbound calls; "" for the route's or trunk's."""
+
+
+_COLUMNS = "number, name, permissions, caller_id"
+
+
+def _extension(number: str, name: str, permissions: str, caller_id: str) -> Extension:
+    return Extension(number, name, tuple(permissions.split(",")), caller_id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,15 +133,81 @@ def add(db: Database, number: str, name: str = "", password: str | None = None) 
     password = generate_password() if password is None else check_password(number, password)
     now = time.time()
     row = {"number": number, "name": name, **_hashes(db, number, password)}
-    try:
-        db.execute(
-            "INSERT INTO extensions (number, name, realm, ha1_md5, ha1_sha256, created_at,"
-            " updated_at) VALUES (:number, :name, :realm, :ha1_md5, :ha1_sha256, :now, :now)",
-            {**row, "now": now},
-        )
-    except sqlite3.IntegrityError:
-        raise ExtensionExists(f"extension {number} already exists") from None
+    with transaction(db) as conn:
+        _check_free(db, number)
+        try:
+            conn.execute(
+                "INSERT INTO extensions (number, name, realm, ha1_md5, ha1_sha256, created_at,"
+                " updated_at) VALUES (:number, :name, :realm, :ha1_md5, :ha1_sha256, :now, :now)",
+                {**row, "now": now},
+            )
+        except sqlite3.IntegrityError:
+            raise ExtensionExists(
+                f"extension {number} already exists", owner=f"extension {number}"
+            ) from None
     return password
+
+
+def _check_free(db: Database, number: str) -> None:
+    """Raise ExtensionExists when anything the box answers already has `number`."""
+    for kind, _, description in numbers.owners(db, number):
+        if kind == "extension":
+            raise ExtensionExists(f"extension {number} already exists", owner=description)
+        raise ExtensionExists(f"{number} is already {description}", owner=description)
+
+
+def check_permissions(classes: Iterable[str]) -> tuple[str, ...]:
+    """The classes an extension may call, canonical: known, in PERMISSION_CLASSES' order,
+    "internal" always among them (calls between extensions are never barred)."""
+    wanted = {c.strip().lower() for c in classes if c.strip()}
+    unknown = sorted(wanted - set(PERMISSION_CLASSES))
+    if unknown:
+        raise ExtensionError(
+            f"unknown permission class {unknown[0]!r}; known: {', '.join(PERMISSION_CLASSES)}",
+            "permissions",
+        )
+    wanted.add("internal")
+    return tuple(c for c in PERMISSION_CLASSES if c in wanted)
+
+
+def set_permissions(db: Database, number: str, classes: Iterable[str]) -> tuple[str, ...]:
+    """Set which classes of numbers an extension may call; return them, canonical."""
+    allowed = check_permissions(classes)
+    cur = db.execute(
+        "UPDATE extensions SET permissions = ?, updated_at = ? WHERE number = ?",
+        [",".join(allowed), time.time(), number],
+    )
+    if cur.rowcount == 0:
+        raise ExtensionError(f"no extension {number}")
+    return allowed
+
+
+def check_caller_id(db: Database, text: str) -> str:
+    """'' or one of the office's DIDs (normalised); return it as stored."""
+    text = text.strip()
+    if not text:
+        return ""
+    did = dids.get(db, text)
+    if did is None:
+        shown = dids.normalize_or_text(db, text)
+        raise ExtensionError(
+            f"caller ID {shown} is not one of the office's numbers (DIDs)", "caller_id"
+        )
+    return did.number
+
+
+def set_caller_id(db: Database, number: str, caller_id: str) -> str:
+    """Set the office number an extension presents outside ('' for the route's or trunk's);
+    return it as stored (normalised)."""
+    with transaction(db) as conn:
+        value = check_caller_id(db, caller_id)
+        cur = conn.execute(
+            "UPDATE extensions SET caller_id = ?, updated_at = ? WHERE number = ?",
+            [value, time.time(), number],
+        )
+        if cur.rowcount == 0:
+            raise ExtensionError(f"no extension {number}")
+    return value
 
 
 def set_password(db: Database, number: str, password: str | None = None) -> str:
@@ -149,13 +236,18 @@ def rename(db: Database, number: str, name: str) -> None:
 
 
 def get(db: Database, number: str) -> Extension | None:
-    row = db.execute("SELECT number, name FROM extensions WHERE number = ?", [number]).fetchone()
-    return None if row is None else Extension(*row)
+    row = db.execute(f"SELECT {_COLUMNS} FROM extensions WHERE number = ?", [number]).fetchone()
+    return None if row is None else _extension(*row)
 
 
 def remove(db: Database, number: str) -> None:
-    """Delete an extension and its registrations, in one transaction."""
+    """Delete an extension and its registrations, in one transaction; refused while calls
+    are sent to it (a DID, the unknown-DID setting)."""
     with transaction(db) as conn:
+        try:
+            destinations.check_unused(db, f"extension:{number}", f"extension {number}", "number")
+        except destinations.DestinationError as exc:
+            raise ExtensionError(str(exc), exc.field) from None
         cur = conn.execute("DELETE FROM extensions WHERE number = ?", [number])
         conn.execute("DELETE FROM registrations WHERE aor = ?", [number])
         if cur.rowcount == 0:
@@ -163,8 +255,8 @@ def remove(db: Database, number: str) -> None:
 
 
 def list_all(db: Database) -> list[Extension]:
-    rows = db.execute("SELECT number, name FROM extensions ORDER BY CAST(number AS INTEGER)")
-    return [Extension(number, name) for number, name in rows.fetchall()]
+    rows = db.execute(f"SELECT {_COLUMNS} FROM extensions ORDER BY CAST(number AS INTEGER)")
+    return [_extension(*row) for row in rows.fetchall()]
 
 
 def all_credentials(db: Database) -> dict[str, Credentials]:

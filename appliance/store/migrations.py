@@ -116,10 +116,71 @@ def _m0003_web(db: Database) -> None:
     )
 
 
+def _m0004_trunks(db: Database) -> None:
+    # `instance` is the Contact's `line` parameter: the token by which the box recognises the
+    # calls a provider sends to a registered trunk.
+    db.execute(
+        """CREATE TABLE trunks (
+            name TEXT PRIMARY KEY,
+            kind TEXT NOT NULL CHECK (kind IN ('register', 'ip')),
+            server TEXT NOT NULL,
+            outbound_proxy TEXT NOT NULL DEFAULT '',
+            transport TEXT NOT NULL DEFAULT 'udp' CHECK (transport IN ('udp', 'tcp')),
+            username TEXT NOT NULL DEFAULT '',
+            auth_user TEXT NOT NULL DEFAULT '',
+            password TEXT NOT NULL DEFAULT '',
+            from_user TEXT NOT NULL DEFAULT '',
+            from_domain TEXT NOT NULL DEFAULT '',
+            codecs TEXT NOT NULL DEFAULT 'PCMA,PCMU,G722',
+            max_calls INTEGER NOT NULL DEFAULT 0,
+            expires INTEGER NOT NULL DEFAULT 300,
+            options_interval INTEGER NOT NULL DEFAULT 30,
+            external_address TEXT NOT NULL DEFAULT '',
+            match_cidrs TEXT NOT NULL DEFAULT '',
+            did_from TEXT NOT NULL DEFAULT 'auto',
+            late_offer INTEGER NOT NULL DEFAULT 0,
+            enabled INTEGER NOT NULL DEFAULT 1,
+            instance TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE dids (
+            number TEXT PRIMARY KEY,
+            label TEXT NOT NULL DEFAULT '',
+            trunk TEXT NOT NULL DEFAULT '',
+            destination TEXT NOT NULL,
+            created_at REAL NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE routes (
+            name TEXT PRIMARY KEY,
+            position INTEGER NOT NULL,
+            patterns TEXT NOT NULL,
+            prepend TEXT NOT NULL DEFAULT '',
+            trunks TEXT NOT NULL,
+            caller_id TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL
+        )"""
+    )
+    db.execute(
+        "ALTER TABLE extensions ADD COLUMN permissions TEXT NOT NULL"
+        " DEFAULT 'internal,local,mobile,long-distance'"
+    )
+    db.execute("ALTER TABLE extensions ADD COLUMN caller_id TEXT NOT NULL DEFAULT ''")
+    db.execute("ALTER TABLE cdrs ADD COLUMN direction TEXT NOT NULL DEFAULT 'internal'")
+    for column in ("trunk", "did", "did_label", "sent"):
+        db.execute(f"ALTER TABLE cdrs ADD COLUMN {column} TEXT")
+    db.execute("CREATE INDEX cdrs_trunk ON cdrs (trunk, started_at)")
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial: settings, extensions, registrations", _m0001_initial),
     (2, "call detail records", _m0002_cdrs),
     (3, "setup page: users, API tokens, login failures", _m0003_web),
+    (4, "trunks, DIDs, outbound routes", _m0004_trunks),
 ]
 
 

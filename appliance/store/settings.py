@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from appliance.store import destinations
 from appliance.store.database import Database
 
 
@@ -66,6 +68,46 @@ class TextSetting:
 
 
 @dataclass(frozen=True, slots=True)
+class DigitsSetting:
+    """A short string of digits a technician types (a city code), possibly empty."""
+
+    key: str
+    default: str
+    max_length: int
+    help: str
+
+    def validate(self, text: str) -> str:
+        text = text.strip()
+        if not re.fullmatch(f"[0-9]{{0,{self.max_length}}}", text):
+            raise SettingError(f"{self.key} must be at most {self.max_length} digits, not {text!r}")
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class DestinationSetting:
+    """Where some calls go (`KIND:TARGET`, see `destinations`). `validate` checks the form;
+    `check` that the target exists, when the setting is written."""
+
+    key: str
+    default: str
+    help: str
+    inbound: bool = True
+
+    def validate(self, text: str) -> str:
+        try:
+            kind, target = destinations.parse(text, inbound=self.inbound)
+        except destinations.DestinationError as exc:
+            raise SettingError(f"{self.key}: {exc}") from None
+        return f"{kind}:{target}"
+
+    def check(self, db: Database, value: str) -> None:
+        try:
+            destinations.check_destination(db, value, inbound=self.inbound)
+        except destinations.DestinationError as exc:
+            raise SettingError(f"{self.key}: {exc}") from None
+
+
+@dataclass(frozen=True, slots=True)
 class ChoiceSetting:
     """One of a fixed set of codes, each with a label for people (`choices` maps code to label)."""
 
@@ -117,7 +159,10 @@ COUNTRIES = {
 }
 """Countries whose tone plans and ring cadences the analog ports will use."""
 
-Setting = IntSetting | ListSetting | TextSetting | ChoiceSetting | TimezoneSetting
+Setting = (
+    IntSetting | ListSetting | TextSetting | DigitsSetting | ChoiceSetting | TimezoneSetting
+    | DestinationSetting
+)  # fmt: skip
 
 SETTINGS: dict[str, Setting] = {
     s.key: s
@@ -152,6 +197,17 @@ SETTINGS: dict[str, Setting] = {
             "office.country", "US", COUNTRIES, "country: sets dial tones and ring cadence"
         ),
         TimezoneSetting("office.timezone", "UTC", "time zone for call records and schedules"),
+        DigitsSetting(
+            "office.area_code",
+            "",
+            5,
+            "the office's city code, for local numbers and 7-digit dialling",
+        ),
+        DestinationSetting(
+            "dialplan.unknown_did",
+            "hangup:not-found",
+            "where calls to a number of the office that has no DID entry go",
+        ),
     )
 }
 """Settings a technician may change, with their range and meaning."""
@@ -181,6 +237,9 @@ def set_value(db: Database, key: str, text: str) -> int | str:
     if spec is None:
         raise SettingError(f"unknown setting {key!r}; known: {', '.join(sorted(SETTINGS))}")
     value = spec.validate(text)
+    if isinstance(spec, DestinationSetting):
+        assert isinstance(value, str)
+        spec.check(db, value)
     db.execute(
         "INSERT INTO settings (key, value) VALUES (?, ?)"
         " ON CONFLICT (key) DO UPDATE SET value = excluded.value",

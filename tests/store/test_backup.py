@@ -1,7 +1,8 @@
 """Backup and restore of the whole configuration: a backup restored into a fresh data directory
-gives back working credentials (digest HA1 values, scrypt hashes, token hashes) and the
-settings, never carries this box's own secrets, and every kind of bad file is refused with a
-readable BackupError while the database stays exactly as it was."""
+gives back working credentials (digest HA1 values, scrypt hashes, token hashes), the settings,
+the trunks (with their passwords: the lines need them), DIDs and routes, never carries this
+box's own secrets, and every kind of bad file is refused with a readable BackupError while the
+database stays exactly as it was. Backups made before trunks existed still restore."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from appliance.store import backup, extensions, settings, tokens, users
+from appliance.store import backup, dids, extensions, routes, settings, tokens, trunks, users
 from appliance.store.backup import BackupError
 from appliance.store.database import Database
 from appliance.store.db import open_db
@@ -29,7 +30,10 @@ SETTINGS = {
     "ext.number_max": "199",
     "sip.digest_algorithms": "SHA-256,MD5",
     "calls.ring_timeout": "45",
+    "office.area_code": "30",
+    "dialplan.unknown_did": "extension:101",
 }
+TRUNK_PASSWORD = "Trunk-Secret-7"
 PEOPLE = {"boss": ("Bo55-Secret!", "admin"), "clerk": ("Cl3rk-Secret!", "viewer")}
 
 
@@ -56,7 +60,8 @@ def make_source(data: Path) -> tuple[dict[str, str], str]:
     db = open_db(data)
     try:
         for key, value in SETTINGS.items():
-            settings.set_value(db, key, value)
+            if key != "dialplan.unknown_did":  # its extension comes below
+                settings.set_value(db, key, value)
         settings.set_text(db, "web.setup_done", "1")
         passwords = {
             "101": extensions.add(db, "101", "Reception"),
@@ -66,6 +71,16 @@ def make_source(data: Path) -> tuple[dict[str, str], str]:
         users.add_first_admin(db, "boss", PEOPLE["boss"][0])
         users.add(db, "clerk", *PEOPLE["clerk"])
         _, clear = tokens.create(db, "CRM integration", "viewer")
+        trunks.add(db, "sipgate", server="sipgate.de", username="1234567e0",
+                   password=TRUNK_PASSWORD, codecs="G722,PCMA", did_from="to")  # fmt: skip
+        trunks.add(db, "pbx-hq", kind="ip", server="10.1.0.2:5070", match_cidrs="10.1.0.0/24")
+        dids.add(db, "030 1234567", "extension:101", "Reception", "sipgate")
+        dids.add(db, "+49301234568", "hangup:busy", "Fax")
+        routes.add(db, "national", ["0Z."], ["sipgate", "pbx-hq"], caller_id="+49301234567")
+        routes.add(db, "hq", ["8|1XX"], ["pbx-hq"], prepend="9")
+        extensions.set_permissions(db, "102", ["local", "mobile", "international"])
+        extensions.set_caller_id(db, "102", "+49301234568")
+        settings.set_value(db, "dialplan.unknown_did", SETTINGS["dialplan.unknown_did"])
         return passwords, clear
     finally:
         db.conn.close()
@@ -79,6 +94,9 @@ def make_target(data: Path) -> None:
         extensions.add(db, "30", "Target phone")
         users.add_first_admin(db, "keeper", "K33per-Secret!")
         tokens.create(db, "kept", "admin")
+        trunks.add(db, "kept", kind="ip", server="192.0.2.9")
+        dids.add(db, "+15550100", "extension:30", "Kept line")
+        routes.add(db, "kept", ["X."], ["kept"])
     finally:
         db.conn.close()
 
@@ -130,7 +148,9 @@ def test_a_backup_restored_into_a_fresh_box_gives_back_working_credentials(
     data = backup.dumps(box.db)
     fresh = open_box("fresh")
     counts = backup.restore(fresh, data)
-    assert counts == {"extensions": 3, "users": 2, "api_tokens": 1}
+    assert counts == {
+        "extensions": 3, "users": 2, "api_tokens": 1, "trunks": 2, "dids": 2, "routes": 2
+    }  # fmt: skip
 
     assert extensions.list_all(fresh) == extensions.list_all(box.db)
     credentials = extensions.all_credentials(fresh)
@@ -207,6 +227,62 @@ def test_a_backup_holds_no_clear_password_or_token(box: Box) -> None:
     assert doc["format"] == "pbx-appliance-backup" and doc["version"] == 1
     assert {u["username"]: u["role"] for u in doc["users"]} == {"boss": "admin", "clerk": "viewer"}
     assert all(u["password_hash"].startswith("scrypt$") for u in doc["users"])
+
+
+def test_trunks_dids_and_routes_are_restored_as_they_were(
+    box: Box, open_box: Callable[[str], Database]
+) -> None:
+    fresh = open_box("fresh")
+    backup.restore(fresh, backup.dumps(box.db))
+
+    def same(trunk: trunks.Trunk) -> dict[str, object]:
+        return {**trunk.masked(), "password": trunk.password, "created_at": 0, "updated_at": 0}
+
+    assert [same(t) for t in trunks.list_all(fresh)] == [same(t) for t in trunks.list_all(box.db)]
+    sipgate = trunks.get(fresh, "sipgate")
+    assert sipgate is not None and sipgate.password == TRUNK_PASSWORD  # the line still works
+    assert [(d.number, d.label, d.trunk, d.destination) for d in dids.list_all(fresh)] == [
+        ("+49301234567", "Reception", "sipgate", "extension:101"),
+        ("+49301234568", "Fax", "", "hangup:busy"),
+    ]
+    assert [(r.position, r.name, r.patterns, r.prepend, r.trunks, r.caller_id)
+            for r in routes.list_all(fresh)] == [
+        (1, "national", ("0Z.",), "", ("sipgate", "pbx-hq"), "+49301234567"),
+        (2, "hq", ("8|1XX",), "9", ("pbx-hq",), ""),
+    ]  # fmt: skip
+    ext = extensions.get(fresh, "102")
+    assert ext is not None and ext == extensions.get(box.db, "102")
+    assert (ext.permissions, ext.caller_id) == (
+        ("internal", "local", "mobile", "international"),
+        "+49301234568",
+    )
+    assert settings.get(fresh, "dialplan.unknown_did") == "extension:101"
+
+
+def test_a_backup_holds_the_trunk_passwords_as_documented(box: Box) -> None:
+    data = backup.dumps(box.db)
+    assert TRUNK_PASSWORD.encode() in data
+    assert backup.__doc__ is not None and "trunks' passwords in clear" in backup.__doc__
+
+
+def test_a_backup_made_before_trunks_existed_still_restores(
+    box: Box, open_box: Callable[[str], Database]
+) -> None:
+    doc = json.loads(backup.dumps(box.db))
+    for key in ("trunks", "dids", "routes"):
+        del doc[key]
+    for key in ("office.area_code", "dialplan.unknown_did"):
+        del doc["settings"][key]
+    for ext in doc["extensions"]:
+        del ext["permissions"], ext["caller_id"]
+    target = open_box("target")
+    counts = backup.restore(target, json.dumps(doc).encode())
+    assert (counts["trunks"], counts["dids"], counts["routes"]) == (0, 0, 0)
+    assert (trunks.list_all(target), dids.list_all(target), routes.list_all(target)) == ([], [], [])
+    assert {(e.permissions, e.caller_id) for e in extensions.list_all(target)} == {
+        (("internal", "local", "mobile", "long-distance"), "")
+    }
+    assert settings.get(target, "dialplan.unknown_did") == "hangup:not-found"
 
 
 def edit(change: Callable[[dict[str, Any]], None]) -> Callable[[bytes], bytes]:
@@ -310,6 +386,84 @@ BAD_FILES: dict[str, tuple[Callable[[bytes], bytes], str]] = {
     "no SIP realm": (
         edit(lambda doc: doc["settings"].pop("sip.realm")),
         "the backup has no SIP realm",
+    ),
+    "trunks not a list": (edit(_set("trunks", {})), "'trunks' must be a list of objects"),
+    "bad trunk server": (
+        edit(_set("trunks/0/server", "bad host")),
+        "trunk pbx-hq: server must be HOST or HOST:PORT (a host name or an IP address), not"
+        " 'bad host'",
+    ),
+    "trunk without password": (
+        edit(_set("trunks/1/password", "")),
+        "trunk sipgate: a register trunk needs a password",
+    ),
+    "bad trunk codecs": (
+        edit(_set("trunks/1/codecs", "OPUS")),
+        "trunk sipgate: codecs must list some of PCMA, PCMU, G722, each once, most preferred"
+        " first, not 'OPUS'",
+    ),
+    "damaged trunk instance": (
+        edit(_set("trunks/0/instance", "xyz")),
+        "trunk pbx-hq: its instance token is damaged",
+    ),
+    "unknown trunk field": (
+        edit(_set("trunks/0/colour", "red")),
+        "trunk pbx-hq: unknown fields colour",
+    ),
+    "duplicate trunk": (edit(_duplicate("trunks")), "the backup lists trunk pbx-hq twice"),
+    "trunk without server": (
+        edit(lambda doc: doc["trunks"][0].pop("server")),
+        "trunk pbx-hq must have the fields name, server and instance",
+    ),
+    "DID to a missing extension": (
+        edit(_set("dids/0/destination", "extension:199")),
+        "DID +49301234567: there is no extension 199",
+    ),
+    "DID to a route": (
+        edit(_set("dids/0/destination", "route:national")),
+        "DID +49301234567: calls from outside cannot go to an outbound route (route:national)",
+    ),
+    "DID on a missing trunk": (
+        edit(_set("dids/0/trunk", "nope")),
+        "DID +49301234567: there is no trunk 'nope'",
+    ),
+    "DID shadowing an extension": (
+        edit(_set("dids/1/number", "150")),
+        "DID 150: 150 is already extension 150",
+    ),
+    "duplicate DID": (
+        edit(_duplicate("dids")),
+        "DID +49301234567: +49301234567 is already the DID +49301234567 (Reception)",
+    ),
+    "DID not text": (
+        edit(_set("dids/0/label", 7)),
+        "dids[0] must have text fields number, label, trunk, destination",
+    ),
+    "route with a bad pattern": (
+        edit(_set("routes/0/patterns", ["0Z["])),
+        "route national: pattern '0Z[': unclosed '[' at 2",
+    ),
+    "route via a missing trunk": (
+        edit(_set("routes/1/trunks", ["gone"])),
+        "route hq: there is no trunk 'gone'",
+    ),
+    "duplicate route": (edit(_duplicate("routes")), "the backup lists route national twice"),
+    "route caller ID not a DID": (
+        edit(_set("routes/0/caller_id", "+49309999999")),
+        "route national: caller ID +49309999999 is not one of the office's numbers (DIDs)",
+    ),
+    "extension caller ID not a DID": (
+        edit(_set("extensions/1/caller_id", "+49309999999")),
+        "extension 102: caller ID +49309999999 is not one of the office's numbers (DIDs)",
+    ),
+    "unknown permission": (
+        edit(_set("extensions/1/permissions", "local,satellite")),
+        "extension 102: unknown permission class 'satellite'; known: internal, local, mobile,"
+        " long-distance, international, premium",
+    ),
+    "unknown DID to a missing extension": (
+        edit(_set("settings/dialplan.unknown_did", "extension:199")),
+        "setting dialplan.unknown_did: there is no extension 199",
     ),
 }
 

@@ -43,3 +43,32 @@ def test_search_filters_by_time_extension_and_disposition(tmp_path: Path) -> Non
     assert [r["id"] for r in cdrs.search(db, cdrs.Filter(extension="101"))] == ["b", "a"]
     assert [r["id"] for r in cdrs.search(db, cdrs.Filter(disposition="busy"))] == ["b"]
     assert [r["id"] for r in cdrs.search(db, limit=1, offset=1)] == ["b"]
+
+
+def test_trunk_calls_carry_direction_trunk_and_did(tmp_path: Path) -> None:
+    db = open_db(tmp_path)
+    inbound = record("in", 1000.0, caller="+74997654321", dialled="101")
+    inbound.direction, inbound.trunk = "inbound", "sipnet"
+    inbound.did, inbound.did_label = "+74951234567", "Main"
+    outbound = record("out", 2000.0, caller="101", dialled="84997654321")
+    outbound.direction, outbound.trunk, outbound.sent = "outbound", "backup", "+74997654321"
+    cdrs.write(db, [inbound, outbound, record("int", 3000.0)])
+    row = cdrs.get(db, "in")
+    assert row is not None
+    assert (row["direction"], row["trunk"], row["did"], row["did_label"], row["sent"]) == (
+        "inbound",
+        "sipnet",
+        "+74951234567",
+        "Main",
+        None,
+    )
+    internal = cdrs.get(db, "int")
+    assert internal is not None and (internal["direction"], internal["trunk"]) == ("internal", None)
+    assert [r["id"] for r in cdrs.search(db, cdrs.Filter(direction="outbound"))] == ["out"]
+    assert [r["id"] for r in cdrs.search(db, cdrs.Filter(trunk="sipnet"))] == ["in"]
+    assert cdrs.count(db, cdrs.Filter(direction="internal")) == 1
+    bad = record("bad", 4000.0)
+    bad.direction = "sideways"
+    with pytest.raises(ValueError, match="unknown CDR direction"):
+        cdrs.write(db, [bad])
+    assert cdrs.count(db) == 3

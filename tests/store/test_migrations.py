@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from appliance.store import settings
+from appliance.store import extensions, settings
+from appliance.store.database import Database
 from appliance.store.db import open_db
 from appliance.store.migrations import MIGRATIONS, current_version, migrate
 
@@ -15,6 +16,55 @@ def test_migrations_apply_once_and_are_recorded(tmp_path: Path) -> None:
     assert migrate(db) == []
     assert current_version(db) == MIGRATIONS[-1][0]
     assert {"settings", "extensions", "registrations", "schema_migrations"} <= set(db.table_names())
+    assert {"trunks", "dids", "routes"} <= set(db.table_names())
+
+
+def columns(db: Database, table: str) -> dict[str, tuple[str, int, str | None]]:
+    rows = db.execute(f"PRAGMA table_info({table})").fetchall()
+    return {name: (kind, notnull, default) for _, name, kind, notnull, default, _ in rows}
+
+
+def test_0004_adds_trunk_columns_to_extensions_and_cdrs_of_an_existing_box(
+    tmp_path: Path,
+) -> None:
+    db = open_db(tmp_path, migrate_schema=False)
+    step4 = MIGRATIONS.index(next(m for m in MIGRATIONS if m[0] == 4))
+    saved = MIGRATIONS[step4:]
+    del MIGRATIONS[step4:]
+    try:
+        migrate(db)
+        db.execute("INSERT INTO extensions VALUES ('101', 'Reception', 'pbx', 'a', 'b', 0, 0)")
+        db.execute(
+            "INSERT INTO cdrs (id, started_at, ended_at, caller, dialled, disposition, duration,"
+            " billsec, hangup_side, hangup_cause) VALUES ('c', 0, 1, '101', '102', 'busy', 1, 0,"
+            " 'callee', '486')"
+        )
+    finally:
+        MIGRATIONS.extend(saved)
+    assert migrate(db)[0] == 4
+    assert columns(db, "extensions")["permissions"] == (
+        "TEXT",
+        1,
+        "'internal,local,mobile,long-distance'",
+    )
+    assert columns(db, "extensions")["caller_id"] == ("TEXT", 1, "''")
+    added = ("direction", "trunk", "did", "did_label", "sent")
+    assert {k: columns(db, "cdrs")[k] for k in added} == {
+        "direction": ("TEXT", 1, "'internal'"), "trunk": ("TEXT", 0, None),
+        "did": ("TEXT", 0, None), "did_label": ("TEXT", 0, None), "sent": ("TEXT", 0, None),
+    }  # fmt: skip
+    ext = extensions.get(db, "101")
+    assert ext is not None and (ext.permissions, ext.caller_id) == (
+        ("internal", "local", "mobile", "long-distance"),
+        "",
+    )
+    assert db.execute("SELECT direction, trunk FROM cdrs").fetchone() == ("internal", None)
+    assert set(columns(db, "trunks")) == {
+        "name", "kind", "server", "outbound_proxy", "transport", "username", "auth_user",
+        "password", "from_user", "from_domain", "codecs", "max_calls", "expires",
+        "options_interval", "external_address", "match_cidrs", "did_from", "late_offer",
+        "enabled", "instance", "created_at", "updated_at",
+    }  # fmt: skip
 
 
 def test_reopening_keeps_secrets_and_uses_wal(tmp_path: Path) -> None:

@@ -636,6 +636,11 @@ def test_a_call_record_has_every_field_the_store_keeps(viewer_api: Api) -> None:
         "codec_callee": "PCMU",
         "rtp_caller": {"packets_sent": 3000, "lost": 2},
         "rtp_callee": None,
+        "direction": "internal",
+        "trunk": None,
+        "did": None,
+        "did_label": None,
+        "sent": None,
     }
 
 

@@ -1,0 +1,180 @@
+"""Destinations: where the dial plan sends a call, written `KIND:TARGET` (`extension:101`,
+`route:city`, `hangup:busy`).
+
+Each kind is one entry in `KINDS` (how its target is checked and described for people), and
+each place that sends calls somewhere is one entry in `REFERRERS`, so that a target still in use
+is never removed from under a DID. Later features (ring groups, queues, IVR menus, voicemail,
+conferences) add one entry to each. This module reads the tables it needs itself and imports no
+other store module, so that settings, extensions and DIDs can all use it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from appliance.store.database import Database
+
+HANGUP_CAUSES = ("busy", "not-found", "unavailable", "rejected", "congestion")
+"""How a call may be refused: busy (486), not-found (404), unavailable (480), rejected (603),
+congestion (503)."""
+
+_SYNTAX = re.compile(r"([a-zA-Z][a-zA-Z-]*):(\S+)\Z")
+
+
+class DestinationError(ValueError):
+    """A destination is malformed, of an unknown kind, or its target does not exist. `str()`
+    says which, for a technician; `field` names the form field it came from."""
+
+    def __init__(self, message: str, field: str = "destination") -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class Kind:
+    """One kind of destination.
+
+    `parse` checks a target's form without the database and returns it canonical; `exists`
+    returns None when the target is there, else why not; `describe` names it for pages;
+    `inbound` says whether calls from outside (DIDs) may be sent to it."""
+
+    what: str
+    parse: Callable[[str], str]
+    exists: Callable[[Database, str], str | None]
+    describe: Callable[[Database, str], str]
+    inbound: bool = True
+
+
+def _extension_target(target: str) -> str:
+    if not re.fullmatch(r"[0-9]{2,6}", target):
+        raise DestinationError(f"an extension is 2 to 6 digits, not {target!r}")
+    return target
+
+
+def _extension_name(db: Database, number: str) -> str | None:
+    row = db.execute("SELECT name FROM extensions WHERE number = ?", [number]).fetchone()
+    return None if row is None else str(row[0])
+
+
+def _extension_exists(db: Database, number: str) -> str | None:
+    return None if _extension_name(db, number) is not None else f"there is no extension {number}"
+
+
+def _extension_describe(db: Database, number: str) -> str:
+    name = _extension_name(db, number)
+    if name is None:
+        return f"extension {number} (missing)"
+    return f"extension {number} ({name})" if name else f"extension {number}"
+
+
+def _route_target(target: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", target):
+        raise DestinationError(f"{target!r} is not a route name")
+    return target
+
+
+def _route_exists(db: Database, name: str) -> str | None:
+    row = db.execute("SELECT 1 FROM routes WHERE name = ?", [name]).fetchone()
+    return None if row is not None else f"there is no outbound route {name}"
+
+
+def _route_describe(db: Database, name: str) -> str:
+    missing = _route_exists(db, name) is not None
+    return f"outbound route {name}" + (" (missing)" if missing else "")
+
+
+def _hangup_target(target: str) -> str:
+    if target not in HANGUP_CAUSES:
+        raise DestinationError(
+            f"a hang-up cause is one of {', '.join(HANGUP_CAUSES)}, not {target!r}"
+        )
+    return target
+
+
+KINDS: dict[str, Kind] = {
+    "extension": Kind("an extension", _extension_target, _extension_exists, _extension_describe),
+    "route": Kind(
+        "an outbound route", _route_target, _route_exists, _route_describe, inbound=False
+    ),
+    "hangup": Kind(
+        "a hang-up", _hangup_target, lambda db, cause: None, lambda db, cause: f"hang up ({cause})"
+    ),
+}
+"""Every kind of destination, by the word before the colon."""
+
+
+def parse(text: str, *, inbound: bool = False, field: str = "destination") -> tuple[str, str]:
+    """(kind, target) of a destination, checked for form only (no database); canonical."""
+    match = _SYNTAX.match(text.strip())
+    if match is None:
+        raise DestinationError(
+            f"a destination is KIND:TARGET (e.g. extension:101, hangup:busy), not {text!r}", field
+        )
+    kind_name, target = match[1].lower(), match[2]
+    kind = KINDS.get(kind_name)
+    if kind is None:
+        raise DestinationError(
+            f"unknown destination kind {kind_name!r}; known: {', '.join(sorted(KINDS))}", field
+        )
+    if inbound and not kind.inbound:
+        raise DestinationError(
+            f"calls from outside cannot go to {kind.what} ({kind_name}:{target})", field
+        )
+    try:
+        return kind_name, kind.parse(target)
+    except DestinationError as exc:
+        raise DestinationError(str(exc), field) from None
+
+
+def check_destination(
+    db: Database, text: str, *, field: str = "destination", inbound: bool = False
+) -> str:
+    """Validate a destination (its kind is known, its target exists); return it canonical.
+
+    `inbound` is for destinations of calls from outside (DIDs, unknown DIDs): those may not
+    go out again through a route."""
+    kind_name, target = parse(text, inbound=inbound, field=field)
+    problem = KINDS[kind_name].exists(db, target)
+    if problem is not None:
+        raise DestinationError(problem, field)
+    return f"{kind_name}:{target}"
+
+
+def describe(db: Database, text: str) -> str:
+    """The destination for people: "extension 101 (Reception)", "hang up (busy)"."""
+    try:
+        kind_name, target = parse(text)
+    except DestinationError:
+        return text
+    return KINDS[kind_name].describe(db, target)
+
+
+def _dids_to(db: Database, destination: str) -> list[str]:
+    rows = db.execute(
+        "SELECT number FROM dids WHERE destination = ? ORDER BY number", [destination]
+    ).fetchall()
+    return [f"DID {number}" for (number,) in rows]
+
+
+def _unknown_did_to(db: Database, destination: str) -> list[str]:
+    row = db.execute("SELECT value FROM settings WHERE key = 'dialplan.unknown_did'").fetchone()
+    return ["the setting dialplan.unknown_did"] if row and row[0] == destination else []
+
+
+REFERRERS: list[Callable[[Database, str], list[str]]] = [_dids_to, _unknown_did_to]
+"""Everything that sends calls to a destination: each returns who sends calls to it."""
+
+
+def referrers(db: Database, destination: str) -> list[str]:
+    """Who sends calls to `destination` (canonical text), e.g. ["DID +74951234567"]."""
+    return [who for find in REFERRERS for who in find(db, destination)]
+
+
+def check_unused(db: Database, destination: str, what: str, field: str) -> None:
+    """Refuse to remove `what` (e.g. "extension 101") while calls are sent to it."""
+    users = referrers(db, destination)
+    if users:
+        raise DestinationError(
+            f"{what} is the destination of {', '.join(users)}; change that first", field
+        )
