@@ -11,8 +11,9 @@ cd "$(dirname "$0")"
 
 APT_PACKAGES=(python3 python3-venv python3-dev gcc sqlite3 iproute2 util-linux coreutils procps
               openssl tzdata sip-tester baresip-core tcpdump)
-# The browser tests drive Debian's Chromium (Playwright downloads no browser of its own).
-TEST_APT_PACKAGES=(chromium fonts-dejavu-core)
+# The browser tests drive Debian's Chromium (Playwright downloads no browser of its own); the
+# trunk tests run a real Kamailio as the SIP provider (tests/interop/kamailio.py).
+TEST_APT_PACKAGES=(chromium fonts-dejavu-core kamailio kamailio-sqlite-modules)
 
 packages=("${APT_PACKAGES[@]}")
 [ "${1:-}" = test ] && packages+=("${TEST_APT_PACKAGES[@]}")
@@ -25,6 +26,11 @@ if ((${#missing[@]})); then
   sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
   "${sudo[@]}" apt-get update -q
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+  # Debian starts a system Kamailio on *:5060 when it installs the package: the tests start
+  # their own, and the box needs the port.
+  if [[ " ${missing[*]} " == *" kamailio "* ]] && command -v systemctl >/dev/null; then
+    "${sudo[@]}" systemctl disable --now kamailio.service >/dev/null 2>&1 || true
+  fi
 fi
 
 mode=${1:-install}

@@ -1,15 +1,19 @@
 """The call engine: a B2BUA (RFC 3261 §6 "back-to-back user agent") for every call.
 
-Each call has a caller leg (the box is the UAS of the phone's INVITE) and a callee leg (the box
-is the UAC of its own INVITE), each a SIP dialog with a media leg of its own; the media engine
-joins the two media legs. Because the box is a party to both dialogs it authenticates the caller
-(407, like REGISTER's 401), decides the caller ID the callee sees, forks to every registered
-contact of the callee, hangs up both sides together, and carries out transfers (RFC 3515 REFER,
-RFC 3891 Replaces) itself, the transferred phone seeing at most a re-INVITE.
+Each call has a caller leg (the box is the UAS of the INVITE it received) and a callee leg (the
+box is the UAC of its own INVITE), each a SIP dialog with a media leg of its own; the media
+engine joins the two media legs. Because the box is a party to both dialogs it authenticates the
+caller (407, like REGISTER's 401) or recognises its trunk, decides the caller ID the callee
+sees, hangs up both sides together, and carries out transfers itself (`transfer.py`).
+
+The engine knows no feature. A new call is handed to the dial plan (`dialplan.py`), which names
+a destination (`destinations/`); the destination asks the engine to ring targets (`ring`) or
+to refuse the call (`reject`), and may go on when every target failed (`on_targets_failed`).
 
 Offer/answer (RFC 3264) is done per leg: the callee is offered what the caller offered (in the
 caller's order, then the box's other codecs), so that the two legs usually agree on a codec and
-media is relayed without decoding; when they do not, the media engine transcodes.
+media is relayed without decoding; when they do not, the media engine transcodes. A caller that
+sends no offer (late offer) gets the box's offer in the 2xx and answers in its ACK.
 """
 
 from __future__ import annotations
@@ -21,10 +25,20 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import unquote
+from typing import TYPE_CHECKING, Any
 
-from appliance.media.engine import Codec, MediaEngine, MediaError, MediaLeg
+from appliance.media.engine import Codec, MediaEngine, MediaError
+from appliance.pbx.legs import Call, Fork, Leg, Origin, Target
+from appliance.pbx.offer import (
+    AUDIO_CODECS,
+    CallError,
+    audio,
+    box_codecs,
+    offered_codecs,
+    rtcp_port,
+)
+from appliance.pbx.session import ALLOW, MIN_SE, Sessions, session_expires
+from appliance.pbx.transfer import Transfers
 from appliance.sip import sdp
 from appliance.sip.dialog import Dialog, DialogId, Reliable, new_branch, request_dialog_id
 from appliance.sip.digest import DigestServer, Verdict
@@ -32,20 +46,18 @@ from appliance.sip.endpoint import SERVER, SipEndpoint, new_tag
 from appliance.sip.headers import NameAddr
 from appliance.sip.message import HeaderField, Request, Response, SipParseError, make_response
 from appliance.sip.registrar import Registrar
-from appliance.sip.transaction import ClientTransaction, Destination, ServerTransaction, State
+from appliance.sip.transaction import Destination, ServerTransaction, State
+from appliance.sip.ua.invite import OutgoingInvite
 from appliance.sip.uri import SipUri
 from appliance.store import cdrs
+from appliance.store.registrations import Registration
+
+if TYPE_CHECKING:
+    from appliance.pbx.dialplan import DialPlan
 
 logger = logging.getLogger(__name__)
 
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, REFER, NOTIFY"
 SUPPORTED = ("100rel", "replaces", "timer")
-MIN_SE = 90
-"""RFC 4028 §4: the smallest session interval we accept (its recommended minimum)."""
-
-AUDIO_CODECS = {"PCMU": 0, "PCMA": 8, "G722": 9}
-"""Codecs the engine relays and transcodes, with their static payload types (RFC 3551)."""
-DTMF_PT = 101
 SILENT_CHECK = 1.0
 
 
@@ -56,57 +68,6 @@ class CallConfig:
     max_duration: float = 10800.0
 
 
-class CallError(Exception):
-    """A call cannot go on; `status` and `reason` are what the caller is answered."""
-
-    def __init__(self, status: int, reason: str | None = None) -> None:
-        super().__init__(f"{status} {reason or ''}".strip())
-        self.status = status
-        self.reason = reason
-
-
-# -- offer/answer helpers ------------------------------------------------------------------
-
-
-def _audio(desc: sdp.SessionDescription) -> sdp.Media:
-    for media in desc.media:
-        if media.kind == "audio" and media.port:
-            return media
-    raise CallError(488, "Not Acceptable Here (no audio stream offered)")
-
-
-def _offered_codecs(media: sdp.Media) -> tuple[list[Codec], int | None]:
-    """The codecs of an offer we can handle, in the offerer's order, and its RFC 4733 type."""
-    codecs: list[Codec] = []
-    dtmf: int | None = None
-    for fmt in media.formats:
-        if not fmt.isdigit():
-            continue
-        pt = int(fmt)
-        try:
-            rtpmap = media.rtpmap(pt)
-        except sdp.SdpError:
-            continue  # a malformed a=rtpmap: that format is unusable, the rest may do
-        if rtpmap is None:
-            continue
-        name = rtpmap.encoding.upper()
-        if name in AUDIO_CODECS and rtpmap.clock_rate == 8000:
-            if all(c.name != name for c in codecs):
-                codecs.append(Codec(name, pt))
-        elif name == "TELEPHONE-EVENT" and rtpmap.clock_rate == 8000 and dtmf is None:
-            dtmf = pt
-    for c in codecs:
-        c.dtmf_payload_type = dtmf
-    return codecs, dtmf
-
-
-def _rtcp_port(media: sdp.Media) -> int | None:
-    try:
-        return media.rtcp_port
-    except sdp.SdpError:
-        return None  # a malformed a=rtcp: RTCP goes to the port above RTP, as by default
-
-
 def _number_of(value: str | None) -> str:
     if not value:
         return ""
@@ -115,230 +76,6 @@ def _number_of(value: str | None) -> str:
     except SipParseError:
         return ""
     return uri.user or "" if uri is not None else ""
-
-
-# -- legs and calls ------------------------------------------------------------------------
-
-
-class Leg:
-    """One side of a call: a SIP dialog with a phone, and the box's media leg facing it."""
-
-    def __init__(self, engine: CallEngine, media: MediaLeg, number: str, role: str) -> None:
-        self.engine = engine
-        self.media = media
-        self.number = number
-        self.role = role  # "caller" or "callee" (who started the call, for the CDR)
-        self.dialog: Dialog | None = None
-        self.call: Call | None = None
-        self.session_id = str(int(time.time() * 1000) % 10**12)
-        self.sdp_version = 0
-        self.direction = "sendrecv"  # what we last told this phone we do
-        self.remote_direction = "sendrecv"
-        self.remote_version: int | None = None
-        self.codec: Codec | None = None
-        self.offered: list[Codec] = []
-        self.invite: ClientTransaction | None = None  # our pending re-INVITE to this phone
-        self.reliable: Reliable | None = None  # our 2xx to its INVITE, until the ACK
-        self.ack_cseq = 0
-        self.refresh: asyncio.TimerHandle | None = None  # RFC 4028, when we are the refresher
-        self.transfer: Call | None = None  # a blind transfer calling for this leg
-        self.ended = False
-
-    def our_sdp(self, codecs: list[Codec], direction: str | None = None) -> bytes:
-        """An SDP body for this leg: the box's address and port, the given codecs and DTMF."""
-        self.sdp_version += 1
-        if direction is not None:
-            self.direction = direction
-        payloads: list[tuple[int, sdp.Rtpmap, str | None]] = [
-            (c.payload_type, sdp.Rtpmap(c.name, 8000), None) for c in codecs
-        ]
-        dtmf = codecs[0].dtmf_payload_type if codecs else None
-        if dtmf is not None:
-            payloads.append((dtmf, sdp.Rtpmap("telephone-event", 8000), "0-16"))
-        host, port = self.media.address
-        desc = sdp.audio_offer(
-            host, port, payloads, session_id=self.session_id, session_version=self.sdp_version,
-            direction=self.direction,
-        )  # fmt: skip
-        return bytes(desc)
-
-    def take_remote(self, desc: sdp.SessionDescription) -> sdp.Media:
-        """Point the media leg at what the phone's SDP says."""
-        media = _audio(desc)
-        address = desc.address(media)
-        if address is None:
-            raise CallError(488, "Not Acceptable Here (no connection address)")
-        self.media.set_remote(address, media.port, _rtcp_port(media))
-        self.remote_direction = desc.direction(media)
-        self.remote_version = desc.origin.session_version
-        return media
-
-    def send(
-        self,
-        method: str,
-        headers: list[tuple[str, str]] | None = None,
-        body: bytes = b"",
-        on_response: Callable[[Response], None] | None = None,
-    ) -> ClientTransaction | None:
-        if self.dialog is None:
-            return None
-        hdrs = list(headers or [])
-        if body and not any(name.lower() == "content-type" for name, _ in hdrs):
-            hdrs.append(("Content-Type", "application/sdp"))
-        req = self.dialog.request(method, hdrs, body)
-        return self.engine.endpoint.request(req, self.dialog.dest, on_response)
-
-    def hangup(self) -> None:
-        """Send BYE (once) and forget the dialog."""
-        if self.ended:
-            return
-        self.ended = True
-        if self.reliable is not None:
-            self.reliable.stop()
-        self.send("BYE")
-        self.release()
-
-    def release(self) -> None:
-        self.ended = True
-        self.invite = None  # (its callback is a closure over this leg)
-        if self.reliable is not None:
-            self.reliable.stop()
-        if self.refresh is not None:
-            self.refresh.cancel()
-        if self.dialog is not None:
-            self.engine.dialogs.pop(self.dialog.id, None)
-        self.media.close()
-
-    @property
-    def peer(self) -> Leg | None:
-        call = self.call
-        if call is None:
-            return None
-        return call.b if call.a is self else call.a
-
-
-class Fork:
-    """One INVITE the box sent to one registered contact of the callee."""
-
-    def __init__(self, call: Call, number: str, request: Request, dest: Destination) -> None:
-        self.call = call
-        self.number = number
-        self.request = request
-        self.dest = dest
-        self.txn: ClientTransaction | None = None
-        self.early: Dialog | None = None
-        self.rseq = 0
-        self.done = False
-        self.cancelled = False
-
-
-class Call:
-    """A call attempt from a caller leg to a number, its CDR, and its life cycle."""
-
-    def __init__(self, engine: CallEngine, caller: Leg, caller_name: str, dialled: str) -> None:
-        self.engine = engine
-        self.id = uuid.uuid4().hex
-        self.a = caller
-        self.b: Leg | None = None
-        caller.call = self
-        self.callee_media: MediaLeg | None = None
-        self.caller_name = caller_name
-        self.dialled = dialled
-        self.started_at = time.time()
-        self.answered_at: float | None = None
-        self.state = "ringing"
-        self.forks: list[Fork] = []
-        self.invite: Request | None = None  # the caller's INVITE while it has no final answer
-        self.invite_txn: ServerTransaction | None = None
-        self.ring_timer: asyncio.TimerHandle | None = None
-        self.fork_sdp = ("", 0)  # session id and version of the offer sent to the forks
-        self.fork_codecs: list[Codec] = []
-        self.statuses: list[int] = []
-        self.rel100 = False
-        self.rseq = 0
-        self.prov_queue: list[Response] = []
-        self.prov_reliable: Reliable | None = None
-        self.ringing_sent = False
-        self.early_sdp: bytes | None = None
-        self.session_timer: tuple[int, str] | None = None
-        self.on_answer: Callable[[Call], None] | None = None
-        self.on_fail: Callable[[Call, int, str], None] | None = None
-        self.last_rx = 0
-        self.silent_since = time.monotonic()
-        self.ended = False
-
-    # -- reporting ----------------------------------------------------------------------
-
-    def info(self) -> dict[str, Any]:
-        now = time.time()
-        return {
-            "id": self.id,
-            "caller": self.a.number,
-            "dialled": self.dialled,
-            "state": self.state,
-            "answered_by": self.b.number if self.b else None,
-            "duration": round(now - self.started_at, 1),
-            "codecs": [leg.codec.name if leg.codec else None for leg in (self.a, self.b) if leg],
-        }
-
-    def finish(self, disposition: str, side: str, cause: str) -> None:
-        """End the call: timers stopped, media closed, the CDR written. Once."""
-        if self.ended:
-            return
-        self.ended = True
-        self.state = "ended"
-        if self.ring_timer is not None:
-            self.ring_timer.cancel()
-        if self.prov_reliable is not None:
-            self.prov_reliable.stop()
-        for leg in (self.a, self.b):
-            if leg is not None and leg.call is self and not leg.ended:
-                leg.release()
-        if self.callee_media is not None and (self.b is None or self.b.media is not
-                                              self.callee_media):  # fmt: skip
-            self.callee_media.close()
-        self.engine.calls.pop(self.id, None)
-        if self.invite_txn is not None:
-            self.engine.pending.pop(self.invite_txn.key, None)
-        a, b = self.a, self.b
-        record = cdrs.Cdr(
-            id=self.id,
-            started_at=self.started_at,
-            ended_at=time.time(),
-            caller=a.number,
-            caller_name=self.caller_name,
-            dialled=self.dialled,
-            disposition=disposition,
-            hangup_side=side,
-            hangup_cause=cause,
-            answered_at=self.answered_at,
-            answered_by=b.number if b else None,
-            codec_caller=a.codec.name if a.codec else None,
-            codec_callee=b.codec.name if b and b.codec else None,
-            rtp_caller=_stats(a.media) if self.answered_at else None,
-            rtp_callee=_stats(b.media) if b and self.answered_at else None,
-        )
-        self.engine.record(record)
-        # Break the call's reference cycles (call <-> legs, forks <-> their transactions), so
-        # that reference counting frees it all now, not a collector pass that stalls the loop.
-        for fork in self.forks:
-            fork.txn = None
-        self.forks = []
-        self.on_answer = self.on_fail = None
-        self.ring_timer = None
-        self.prov_reliable = None
-        for leg in (a, b):
-            if leg is not None and leg.call is self:
-                leg.call = None
-
-
-def _stats(media: MediaLeg) -> dict[str, Any]:
-    s = media.stats()
-    return {
-        "packets": s.packets, "lost": s.lost, "jitter_ms": s.jitter_ms,
-        "sent": s.sent_packets, "remote_lost": s.remote_lost,
-        "remote_jitter_ms": s.remote_jitter_ms,
-    }  # fmt: skip
 
 
 # -- the engine ----------------------------------------------------------------------------
@@ -353,7 +90,7 @@ class CallEngine:
         registrar: Registrar,
         digest: DigestServer,
         media: MediaEngine,
-        names: Callable[[], dict[str, str]],
+        dialplan: DialPlan,
         record: Callable[[cdrs.Cdr], None],
         config: CallConfig | None = None,
         advertised: str = "",
@@ -363,16 +100,28 @@ class CallEngine:
         self.registrar = registrar
         self.digest = digest
         self.media = media
-        self.names = names
+        self.dialplan = dialplan
+        self.directory = dialplan.directory
+        self.trunks = dialplan.trunks
         self.record = record
         self.config = config or CallConfig()
         self.calls: dict[str, Call] = {}
         self.dialogs: dict[DialogId, Leg] = {}
         self.pending: dict[tuple[str, ...], Call] = {}
+        self.sessions = Sessions(self)
+        self.transfers = Transfers(self)
         self._sweeper: asyncio.Task[None] | None = None
-        for method in ("INVITE", "BYE", "CANCEL", "UPDATE", "INFO", "PRACK", "REFER", "NOTIFY"):
-            endpoint.handlers[method] = getattr(self, f"_on_{method.lower()}")
-        endpoint.on_ack = self._on_ack
+        endpoint.handlers.update({
+            "INVITE": self.on_invite,
+            "BYE": self.on_bye,
+            "CANCEL": self.on_cancel,
+            "PRACK": self.on_prack,
+            "INFO": self.on_info,
+            "NOTIFY": self.on_notify,
+            "UPDATE": self.sessions.on_update,
+            "REFER": self.transfers.on_refer,
+        })  # fmt: skip
+        endpoint.on_ack = self.on_ack
         endpoint.supported = endpoint.supported | frozenset(SUPPORTED)
 
     def start(self) -> None:
@@ -380,7 +129,7 @@ class CallEngine:
 
     def close(self) -> None:
         for call in list(self.calls.values()):
-            self._hangup_all(call, "system", "shutdown")
+            self.hangup_all(call, "system", "shutdown")
         if self._sweeper is not None:
             self._sweeper.cancel()
 
@@ -391,38 +140,58 @@ class CallEngine:
         return self._advertised or self.endpoint.local[0]
 
     @property
-    def _via(self) -> str:
-        host, port = self.advertised, self.endpoint.local[1]
-        return f"UDP {_hostport(host, port)}"
+    def box(self) -> str:
+        """Our host:port as phones reach it."""
+        return _hostport(self.advertised, self.endpoint.local[1])
 
-    def _contact(self, transport: str = "UDP") -> str:
-        host, port = self.advertised, self.endpoint.local[1]
+    def via(self, transport: str) -> str:
+        """Our sent-by for a Via on `transport` (`TCP host:port`)."""
+        return f"{transport} {self.box}"
+
+    def contact(self, transport: str = "UDP") -> str:
         tp = "" if transport == "UDP" else f";transport={transport.lower()}"
-        return f"<sip:pbx@{_hostport(host, port)}{tp}>"
+        return f"<sip:pbx@{self.box}{tp}>"
 
-    # -- INVITE from a phone -----------------------------------------------------------
+    # -- a new INVITE ---------------------------------------------------------------------
 
-    def _on_invite(self, req: Request, txn: ServerTransaction) -> None:
+    def on_invite(self, req: Request, txn: ServerTransaction) -> None:
         if req.to.tag:
-            self._in_dialog(req, txn)
+            self.sessions.on_reinvite(req, txn)
             return
-        caller = self._authenticate(req, txn)
-        if caller is None:
+        origin, caller, name = self._identify(req, txn)
+        if origin is None:
             return
-        if not req.body:
-            self._reject(req, txn, 488, "Not Acceptable Here (an SDP offer is required)")
-            return
-        try:
-            offer = sdp.SessionDescription.parse(req.body)
-        except sdp.SdpError as exc:
-            self._reject(req, txn, 400, f"Bad Request (SDP: {exc})")
+        offer = None
+        if req.body:
+            try:
+                offer = sdp.SessionDescription.parse(req.body)
+            except sdp.SdpError as exc:
+                self._reject(req, txn, 400, f"Bad Request (SDP: {exc})")
+                return
+        hops = req.int_header("Max-Forwards")
+        if hops is not None and hops <= 0:
+            txn.respond(self.endpoint.response(req, 483))  # a loop between trunks (§16.3)
             return
         timer = session_expires(req)  # (a SipParseError becomes a 400 at the endpoint)
         if timer is not None and timer[0] < MIN_SE:
             txn.respond(self.endpoint.response(req, 422, headers=[("Min-SE", str(MIN_SE))]))
             return
         txn.respond(make_response(req, 100, headers=[("Server", SERVER)]))
-        self._start_call(req, txn, caller, offer)
+        self._start_call(req, txn, caller, name, offer, origin)
+
+    def _identify(self, req: Request, txn: ServerTransaction) -> tuple[Origin | None, str, str]:
+        """Who calls: a trunk recognised by where the INVITE came from (never by what it
+        claims), or an extension proving itself with digest credentials; else answered."""
+        trunk = self.trunks.match(req, txn.dest)
+        if trunk is not None:
+            caller, name = trunk.caller_of(req)
+            did = trunk.did_of(req)
+            origin = self.dialplan.inbound_origin(trunk.name, did)
+            return origin, caller, name
+        user = self._authenticate(req, txn)
+        if user is None:
+            return None, "", ""
+        return Origin(), user, self.directory.name(user)
 
     def _authenticate(self, req: Request, txn: ServerTransaction) -> str | None:
         """The caller's extension if the INVITE carries good credentials; else answered."""
@@ -432,7 +201,7 @@ class CallEngine:
             self._challenge(req, txn)
             return None
         result = self.digest.verify(
-            auth, "INVITE", self.registrar._ha1, expected_user=caller or "",
+            auth, "INVITE", self.registrar.ha1, expected_user=caller or "",
         )  # fmt: skip
         if result.verdict in (Verdict.CHALLENGE, Verdict.STALE):
             self._challenge(req, txn, stale=result.verdict is Verdict.STALE)
@@ -441,7 +210,7 @@ class CallEngine:
             txn.respond(self.endpoint.response(req, 400, f"Bad Request ({result.reason})"))
             return None
         if result.verdict is Verdict.FORBIDDEN:
-            logger.info("INVITE from %s at %s: %s", caller, txn.dest.host, result.reason)
+            self.trunks.gate.refused(txn.dest.host, f"INVITE from {caller}: {result.reason}")
             self._reject(req, txn, 403, None, caller=caller or "")
             return None
         return caller
@@ -454,14 +223,9 @@ class CallEngine:
         self, req: Request, txn: ServerTransaction, status: int, reason: str | None,
         *, caller: str | None = None,
     ) -> None:  # fmt: skip
-        """Refuse a new call and record the attempt."""
+        """Refuse a new call before it exists and record the attempt."""
         response = self.endpoint.response(req, status, reason)
         txn.respond(response)
-        self._record_failed(req, caller, "failed", "system", f"{status} {response.reason}")
-
-    def _record_failed(
-        self, req: Request, caller: str | None, disposition: str, side: str, cause: str
-    ) -> None:
         now = time.time()
         self.record(
             cdrs.Cdr(
@@ -470,27 +234,23 @@ class CallEngine:
                 ended_at=now,
                 caller=caller if caller is not None else _number_of(req.get("From")),
                 dialled=_dialled(req),
-                disposition=disposition,
-                hangup_side=side,
-                hangup_cause=cause,
+                disposition="failed",
+                hangup_side="system",
+                hangup_cause=f"{status} {response.reason}",
             )
         )
 
     def _start_call(
-        self, req: Request, txn: ServerTransaction, caller: str, offer: sdp.SessionDescription
-    ) -> None:
-        dialled = _dialled(req)
-        names = self.names()
+        self, req: Request, txn: ServerTransaction, caller: str, name: str,
+        offer: sdp.SessionDescription | None, origin: Origin,
+    ) -> None:  # fmt: skip
+        dialled = origin.did if origin.did is not None else _dialled(req)
+        offered: list[Codec] = []
         try:
-            media = _audio(offer)
-            offered, _ = _offered_codecs(media)
-            if not offered:
-                raise CallError(488, "Not Acceptable Here (none of PCMU, PCMA, G722 offered)")
-            if dialled not in names:
-                raise CallError(404, f"Not Found (no extension {dialled})")
-            contacts = self.registrar.bindings(dialled)
-            if not contacts:
-                raise CallError(480, f"Temporarily Unavailable ({dialled} is not registered)")
+            if offer is not None:
+                offered, _ = offered_codecs(audio(offer))
+                if not offered:
+                    raise CallError(488, "Not Acceptable Here (none of PCMU, PCMA, G722 offered)")
             a_media = self.media.open_leg()
         except CallError as exc:
             self._reject(req, txn, exc.status, exc.reason, caller=caller)
@@ -508,10 +268,18 @@ class CallEngine:
             return
         a = Leg(self, a_media, caller, "caller")
         a.offered = offered
-        a.take_remote(offer)
-        a.dialog = Dialog.as_uas(req, new_tag(), txn.dest, self._via, self._contact(
-            txn.dest.transport))  # fmt: skip
-        call = Call(self, a, names.get(caller, ""), dialled)
+        if offer is not None:
+            a.take_remote(offer)
+        transport = txn.dest.transport
+        a.dialog = Dialog.as_uas(req, new_tag(), txn.dest, self.via(transport),
+                                 self.contact(transport))  # fmt: skip
+        call = Call(self, a, name, dialled, origin)
+        call.late_offer = offer is None
+        hops = req.int_header("Max-Forwards")
+        call.max_forwards = (70 if hops is None else min(hops, 70)) - 1
+        line = self.trunks.get(origin.trunk) if origin.trunk else None
+        if line is not None:
+            call.offer_codecs = tuple(x for x in line.config.codecs.split(",") if x)
         call.invite, call.invite_txn = req, txn
         call.rel100 = "100rel" in [r.lower() for r in req.get_all("require")]
         timer = session_expires(req)
@@ -520,64 +288,83 @@ class CallEngine:
         self.calls[call.id] = call
         self.pending[txn.key] = call
         self.dialogs[a.dialog.id] = a
-        txn.on_ack = self._on_ack
+        txn.on_ack = self.on_ack
         call.callee_media = b_media
         call.ring_timer = asyncio.get_running_loop().call_later(
-            self.config.ring_timeout, self._ring_timeout, call
+            self.config.ring_timeout, self.ring_timeout, call
         )
-        self._dial(call, dialled, contacts, offered)
+        self.dialplan.resolve(dialled, call).route(call, self)
 
-    def _dial(self, call: Call, number: str, contacts: list[Any], codecs: list[Codec]) -> None:
-        """Fork an INVITE to every registered contact of `number` (RFC 3261 §16.6 in spirit)."""
+    # -- what destinations ask of the engine ---------------------------------------------------
+
+    def reject(
+        self, call: Call, status: int, reason: str | None, disposition: str = "failed"
+    ) -> None:
+        """End a call that has not been answered: `status` to the caller, the CDR written."""
+        self._fail_caller(call, status, reason, disposition, "system")
+
+    def identity(self, call: Call) -> str:
+        """The caller as the callee sees it: name and number (a DID's label before them)."""
+        number = call.a.number
+        display = call.caller_name or number
+        if call.origin.did_label:
+            display = f"{call.origin.did_label}: {display}"
+        return f'"{_quote(display)}" <sip:{number}@{self.box}>'
+
+    def contact_target(self, call: Call, number: str, reg: Registration) -> Target:
+        """Ring one registered contact of an extension, at the flow it registered from (NAT:
+        the source address, not the Contact URI)."""
+        transport, _, hostport = reg.source.partition(" ")
+        src_host, _, src_port = hostport.rpartition(":")
+        contact_uri = NameAddr.parse(reg.contact, "Contact").uri
+        assert contact_uri is not None
+        return Target(
+            number=number, uri=str(contact_uri), to=f"sip:{number}@{self.box}",
+            dest=Destination(transport, src_host.strip("[]"), int(src_port)),
+            identity=self.identity(call), via=self.via(transport),
+            contact=self.contact(transport),
+        )  # fmt: skip
+
+    def ring(self, call: Call, targets: list[Target], codecs: list[Codec] | None = None) -> None:
+        """Send an INVITE to every target at once (RFC 3261 §16.6 in spirit); the first to
+        answer is joined to the caller. `codecs`: what to offer first (the caller's)."""
         assert call.callee_media is not None
-        names = self.names()
-        caller = call.a.number
-        display = names.get(caller, "") or caller
-        theirs = [Codec(c.name, c.payload_type) for c in codecs]
-        ours = theirs + [
-            Codec(name, pt) for name, pt in AUDIO_CODECS.items()
-            if all(c.name != name for c in theirs)
-        ]  # fmt: skip
-        for c in ours:
-            c.payload_type = AUDIO_CODECS[c.name]
-            c.dtmf_payload_type = DTMF_PT
-        probe = Leg(self, call.callee_media, number, "callee")
-        body = probe.our_sdp(ours)
-        call.fork_sdp = (probe.session_id, probe.sdp_version)
-        call.fork_codecs = ours
-        host, port = self.advertised, self.endpoint.local[1]
-        box = _hostport(host, port)
-        identity = f'"{_quote(display)}" <sip:{caller}@{box}>'
-        for reg in contacts:
-            transport, _, hostport = reg.source.partition(" ")
-            src_host, _, src_port = hostport.rpartition(":")
-            dest = Destination(transport, src_host.strip("[]"), int(src_port))
-            contact_uri = NameAddr.parse(reg.contact, "Contact").uri
-            assert contact_uri is not None
+        first = call.a.offered if codecs is None else codecs
+        call.statuses = []
+        probe = Leg(self, call.callee_media, "", "callee")
+        for target in targets:
+            ours = box_codecs(first, target.codecs)
+            body = b"" if target.late_offer else probe.our_sdp(ours)
+            fork = Fork(call, target)
+            fork.codecs, fork.sdp = ours, (probe.session_id, probe.sdp_version)
             from_tag = new_tag()
             headers = [
-                ("Via", f"SIP/2.0/{transport} {box};branch={new_branch()};rport"),
-                ("Max-Forwards", "70"),
-                ("From", f"{identity};tag={from_tag}"),
-                ("To", f"<sip:{number}@{box}>"),
-                ("Call-ID", f"{uuid.uuid4().hex}@{host}"),
+                ("Via", f"SIP/2.0/{target.via};branch={new_branch()};rport"),
+                ("Max-Forwards", str(call.max_forwards)),
+                ("From", f"{target.identity};tag={from_tag}"),
+                ("To", f"<{target.to}>"),
+                ("Call-ID", f"{uuid.uuid4().hex}@{self.advertised}"),
                 ("CSeq", "1 INVITE"),
-                ("Contact", self._contact(transport)),
-                ("P-Asserted-Identity", identity),
+                ("Contact", target.contact),
+                ("P-Asserted-Identity", target.identity),
+                *target.headers,
                 ("Allow", ALLOW),
                 ("Supported", "100rel, replaces"),
                 ("Server", SERVER),
-                ("Content-Type", "application/sdp"),
-                ("Content-Length", str(len(body))),
             ]  # fmt: skip
+            if body:
+                headers.append(("Content-Type", "application/sdp"))
+            headers.append(("Content-Length", str(len(body))))
             req = Request(
                 headers=[HeaderField(n, v) for n, v in headers], body=body,
-                method="INVITE", uri=str(contact_uri),
+                method="INVITE", uri=target.uri,
             )  # fmt: skip
-            fork = Fork(call, number, req, dest)
             call.forks.append(fork)
             on_response = functools.partial(self._fork_response, fork)
-            fork.txn = self.endpoint.request(req, dest, on_response)
+            fork.invite = OutgoingInvite(
+                self.endpoint, req, target.dest, on_response, credentials=target.credentials
+            )
+            fork.invite.start()
 
     # -- responses from the callee's phones ------------------------------------------------
 
@@ -602,7 +389,7 @@ class CallEngine:
         if resp.status == 100 or fork.done or call.state != "ringing":
             return
         if resp.to.tag and fork.early is None:
-            fork.early = Dialog.as_uac(fork.request, resp, fork.dest, self._via)
+            fork.early = Dialog.as_uac(fork.request, resp, fork.dest, fork.target.via)
         rseq = resp.int_header("RSeq")
         if rseq is not None and "100rel" in [r.lower() for r in resp.get_all("require")]:
             if rseq <= fork.rseq:
@@ -613,7 +400,9 @@ class CallEngine:
                     "PRACK", [("RAck", f"{rseq} {fork.request.cseq.number} INVITE")]
                 )
                 self.endpoint.request(prack, fork.dest)
-        if resp.body and call.early_sdp is None:
+        if resp.body and call.early_sdp is None and not call.late_offer and (
+            not fork.target.late_offer
+        ):  # fmt: skip
             try:
                 desc = sdp.SessionDescription.parse(resp.body)
                 self._callee_answer(call, desc)
@@ -661,25 +450,32 @@ class CallEngine:
             resend, bytes(resp), txn.dest, self.endpoint.transactions.timers
         )
 
-    def _callee_answer(self, call: Call, desc: sdp.SessionDescription) -> None:
-        """The callee's SDP answer arrived (in a 18x or the 2xx): set up both media legs."""
+    def _callee_answer(
+        self, call: Call, desc: sdp.SessionDescription, *, offer: bool = False
+    ) -> None:
+        """The callee's SDP answer arrived (in a 18x or the 2xx), or its offer (in the 2xx, to
+        our INVITE without SDP): set up both media legs."""
         b_media = call.callee_media
         assert b_media is not None
-        media = _audio(desc)
-        answered, dtmf = _offered_codecs(media)
+        media = audio(desc)
+        answered, dtmf = offered_codecs(media)
         if not answered:
             raise CallError(488, "Not Acceptable Here (callee chose no codec we have)")
         b_codec = answered[0]
+        if offer:
+            # The callee offered (we sent it no offer): the caller's codec if it has it.
+            mine = [c.name for c in call.a.offered] or list(AUDIO_CODECS)
+            b_codec = next((c for c in answered if c.name in mine), b_codec)
         b_codec.dtmf_payload_type = dtmf
         address = desc.address(media)
         if address is None:
             raise CallError(488)
-        b_media.set_remote(address, media.port, _rtcp_port(media))
+        b_media.set_remote(address, media.port, rtcp_port(media))
         b_media.set_codec(b_codec)
         a = call.a
         if call.invite is None:
             return  # a transfer's new leg: joined to the transferee when it answers
-        if a.codec is None:
+        if a.codec is None and a.offered:
             # The caller's codec: the callee's if the caller offered it, so media is relayed.
             same = [c for c in a.offered if c.name == b_codec.name]
             a.codec = same[0] if same else a.offered[0]
@@ -690,12 +486,13 @@ class CallEngine:
 
     def _fork_answered(self, fork: Fork, resp: Response) -> None:
         call = fork.call
-        dialog = Dialog.as_uac(fork.request, resp, fork.dest, self._via)
+        dialog = Dialog.as_uac(fork.request, resp, fork.dest, fork.target.via)
         cseq = fork.request.cseq.number
         if fork.done and call.b is not None and call.b.dialog is not None and (
             call.b.dialog.id == dialog.id
         ):  # fmt: skip
-            self.endpoint.send(bytes(call.b.dialog.ack(cseq)), fork.dest)  # 2xx retransmitted
+            ack = call.b.dialog.ack(cseq, *fork.ack_body)
+            self.endpoint.send(bytes(ack), fork.dest)  # the 2xx retransmitted
             return
         if call.state != "ringing" or fork.done:
             # Another phone won, or the call is gone: ACK and BYE this one (§13.2.2.4).
@@ -704,9 +501,14 @@ class CallEngine:
             fork.done = True
             return
         fork.done = True
+        late = fork.target.late_offer
         try:
-            desc = sdp.SessionDescription.parse(resp.body)
-            self._callee_answer(call, desc)
+            if resp.body or late:
+                desc = sdp.SessionDescription.parse(resp.body)
+                self._callee_answer(call, desc, offer=late)
+            elif call.callee_media is None or call.callee_media.codec is None:
+                raise CallError(488, "Not Acceptable Here (no SDP answer from the callee)")
+            # else: the answer came in a reliable 18x (RFC 3262) and the 2xx repeats nothing
         except (sdp.SdpError, CallError) as exc:
             logger.info("call %s: callee's answer unusable: %s", call.id, exc)
             self.endpoint.send(bytes(dialog.ack(cseq)), fork.dest)
@@ -715,16 +517,25 @@ class CallEngine:
             if all(f.done for f in call.forks):
                 self._forks_failed(call)
             return
-        self.endpoint.send(bytes(dialog.ack(cseq)), fork.dest)
         assert call.callee_media is not None
         b = Leg(self, call.callee_media, fork.number, "callee")
         b.dialog = dialog
         b.call = call
         b.codec = call.callee_media.codec
-        b.session_id, b.sdp_version = call.fork_sdp
+        b.session_id, b.sdp_version = fork.sdp
         b.remote_version = None
-        b.offered = list(call.fork_codecs)
+        b.offered = list(fork.codecs)
+        if late:
+            # Our answer to the callee's offer goes in the ACK (RFC 3261 §13.2.2.4).
+            assert b.codec is not None
+            desc = sdp.SessionDescription.parse(resp.body)
+            b.remote_version = desc.origin.session_version
+            direction = sdp.answer_direction(desc.direction(audio(desc)))
+            fork.ack_body = (b.our_sdp([b.codec], direction),
+                             [("Content-Type", "application/sdp")])  # fmt: skip
+        self.endpoint.send(bytes(dialog.ack(cseq, *fork.ack_body)), fork.dest)
         call.b = b
+        call.sent = fork.number if fork.target.trunk is not None else call.sent
         self.dialogs[dialog.id] = b
         for other in call.forks:
             if other is not fork and not other.done:
@@ -745,7 +556,12 @@ class CallEngine:
                 call.on_answer(call)
             return
         body = call.early_sdp
-        if body is None:
+        if call.late_offer:
+            # The caller sent no offer: ours goes in the 2xx, its answer comes in the ACK.
+            assert call.b is not None and call.b.codec is not None
+            a.offered = box_codecs([call.b.codec], call.offer_codecs)
+            body = a.our_sdp(a.offered)
+        elif body is None:
             assert a.codec is not None
             body = a.our_sdp([a.codec], sdp.answer_direction(a.remote_direction))
         headers: list[tuple[str, str]] = [
@@ -758,7 +574,7 @@ class CallEngine:
             if "timer" in [s.lower() for s in req.get_all("supported")]:
                 headers.append(("Require", "timer"))
             if refresher == "uas":
-                self._schedule_refresh(a, interval)
+                self.sessions.schedule_refresh(a, interval)
         resp = a.dialog.response(req, 200, None, headers, body)
         txn.respond(resp)
         self.pending.pop(txn.key, None)
@@ -773,7 +589,7 @@ class CallEngine:
     def _no_ack(self, call: Call) -> None:
         if call.a.reliable is not None and call.a.reliable.done and not call.ended:
             logger.info("call %s: caller never ACKed our 200", call.id)
-            self._hangup_all(call, "system", "no ACK from the caller")
+            self.hangup_all(call, "system", "no ACK from the caller")
 
     def _forks_failed(self, call: Call) -> None:
         statuses = call.statuses
@@ -785,6 +601,9 @@ class CallEngine:
             status, disposition = 480, "no-answer"
         else:
             status, disposition = min(statuses), "failed"
+        go_on = call.on_targets_failed
+        if go_on is not None and go_on(call, min(statuses)):
+            return  # the destination rings somewhere else
         reason = {480: "Temporarily Unavailable (no answer)"}.get(status)
         self._fail_caller(call, status, reason, disposition, "callee")
 
@@ -807,29 +626,21 @@ class CallEngine:
         call.finish(disposition, side, f"{status} {phrase}".strip())
 
     def _cancel_fork(self, fork: Fork) -> None:
-        """§9.1: CANCEL an INVITE that has had a provisional response (else just stop it)."""
+        """Stop ringing a target: CANCEL (§9.1, sent once it has answered provisionally)."""
         fork.done = True
-        txn = fork.txn
-        if txn is None or fork.cancelled:
+        if fork.invite is None or fork.cancelled:
             return
         fork.cancelled = True
-        req = fork.request
-        headers = [HeaderField("Via", req.get_all("via")[0])]
-        headers += [HeaderField(h.name, h.value) for h in req.headers
-                    if h.key in ("from", "to", "call-id", "max-forwards", "route")]  # fmt: skip
-        headers += [HeaderField("CSeq", f"{req.cseq.number} CANCEL"),
-                    HeaderField("Content-Length", "0")]  # fmt: skip
-        cancel = Request(headers=headers, method="CANCEL", uri=req.uri)
-        self.endpoint.request(cancel, fork.dest)
+        fork.invite.cancel()
 
-    def _ring_timeout(self, call: Call) -> None:
+    def ring_timeout(self, call: Call) -> None:
         if call.state == "ringing":
             self._fail_caller(call, 480, "Temporarily Unavailable (no answer)", "no-answer",
                               "system")  # fmt: skip
 
     # -- CANCEL and ACK from the caller --------------------------------------------------------
 
-    def _on_cancel(self, req: Request, txn: ServerTransaction) -> None:
+    def on_cancel(self, req: Request, txn: ServerTransaction) -> None:
         invite_key = (*txn.key[:-1], "INVITE")
         invite = self.endpoint.transactions.match_server(invite_key)
         if invite is None:
@@ -842,16 +653,39 @@ class CallEngine:
         elif invite.state is State.PROCEEDING:
             invite.respond(self.endpoint.response(invite.request, 487))
 
-    def _on_ack(self, req: Request) -> None:
+    def on_ack(self, req: Request) -> None:
         leg = self.dialogs.get(request_dialog_id(req))
         if leg is None or leg.reliable is None:
             return
         if req.cseq.number == leg.ack_cseq:
             leg.reliable.stop()
+            call = leg.call
+            if call is not None and call.late_offer and leg is call.a and leg.codec is None:
+                self._late_answer(call, req)
+
+    def _late_answer(self, call: Call, ack: Request) -> None:
+        """The caller's answer to the offer in our 2xx, in its ACK: the media can flow."""
+        a, b = call.a, call.b
+        try:
+            desc = sdp.SessionDescription.parse(ack.body)
+            media = a.take_remote(desc)
+            answered, dtmf = offered_codecs(media)
+            if not answered:
+                raise CallError(488, "Not Acceptable Here (no codec in the answer)")
+        except (sdp.SdpError, CallError) as exc:
+            logger.info("call %s: the caller's answer in its ACK is unusable: %s", call.id, exc)
+            self.hangup_all(call, "system", "no usable answer in the ACK")
+            return
+        a.codec = answered[0]
+        a.codec.dtmf_payload_type = dtmf
+        a.offered = answered
+        a.media.set_codec(a.codec)
+        if b is not None and a.media.peer is not b.media:
+            a.media.connect(b.media)
 
     # -- requests inside a dialog ---------------------------------------------------------------
 
-    def _leg_for(self, req: Request, txn: ServerTransaction) -> Leg | None:
+    def leg_for(self, req: Request, txn: ServerTransaction) -> Leg | None:
         leg = self.dialogs.get(request_dialog_id(req))
         if leg is None or leg.dialog is None:
             txn.respond(self.endpoint.response(req, 481))
@@ -861,8 +695,8 @@ class CallEngine:
             return None
         return leg
 
-    def _on_bye(self, req: Request, txn: ServerTransaction) -> None:
-        leg = self._leg_for(req, txn)
+    def on_bye(self, req: Request, txn: ServerTransaction) -> None:
+        leg = self.leg_for(req, txn)
         if leg is None or leg.dialog is None:
             return
         txn.respond(leg.dialog.response(req, 200))
@@ -885,7 +719,7 @@ class CallEngine:
             peer.hangup()
         call.finish("answered", side, "BYE")
 
-    def _hangup_all(self, call: Call, side: str, cause: str) -> None:
+    def hangup_all(self, call: Call, side: str, cause: str) -> None:
         if call.state == "ringing":
             self._fail_caller(call, 480, None, "failed", side)
             return
@@ -894,7 +728,7 @@ class CallEngine:
                 leg.hangup()
         call.finish("answered", side, cause)
 
-    def _on_prack(self, req: Request, txn: ServerTransaction) -> None:
+    def on_prack(self, req: Request, txn: ServerTransaction) -> None:
         leg = self.dialogs.get(request_dialog_id(req))
         call = leg.call if leg is not None else None
         if leg is None or leg.dialog is None or call is None:
@@ -909,13 +743,13 @@ class CallEngine:
         txn.respond(leg.dialog.response(req, 200))
         self._next_reliable(call)
 
-    def _on_notify(self, req: Request, txn: ServerTransaction) -> None:
-        leg = self._leg_for(req, txn)
+    def on_notify(self, req: Request, txn: ServerTransaction) -> None:
+        leg = self.leg_for(req, txn)
         if leg is not None and leg.dialog is not None:
             txn.respond(leg.dialog.response(req, 200))
 
-    def _on_info(self, req: Request, txn: ServerTransaction) -> None:
-        leg = self._leg_for(req, txn)
+    def on_info(self, req: Request, txn: ServerTransaction) -> None:
+        leg = self.leg_for(req, txn)
         if leg is None or leg.dialog is None:
             return
         kind = (req.get("Content-Type") or "").split(";")[0].strip().lower()
@@ -943,273 +777,6 @@ class CallEngine:
             if peer is not None and len(digit) == 1 and digit in "0123456789*#ABCD":
                 peer.media.send_dtmf(digit, duration)
 
-    # -- re-INVITE and UPDATE: hold, resume, codec change, session refresh ----------------------
-
-    def _in_dialog(self, req: Request, txn: ServerTransaction) -> None:
-        leg = self._leg_for(req, txn)
-        if leg is None or leg.dialog is None:
-            return
-        txn.on_ack = self._on_ack
-        self._reoffer(leg, req, txn)
-
-    def _on_update(self, req: Request, txn: ServerTransaction) -> None:
-        leg = self._leg_for(req, txn)
-        if leg is None:
-            return
-        self._reoffer(leg, req, txn)
-
-    def _reoffer(self, leg: Leg, req: Request, txn: ServerTransaction) -> None:
-        """A phone's new offer (or refresh) in a dialog: answer it, via the peer if it changed."""
-        assert leg.dialog is not None
-        session_expires(req)  # checked now (400), as the answer may come from a callback
-        leg.dialog.refresh_target(req)
-        peer = leg.peer
-        if leg.invite is not None or (peer is not None and peer.invite is not None):
-            txn.respond(leg.dialog.response(req, 491))  # glare: our own re-INVITE is pending
-            return
-        desc = None
-        if req.body:
-            try:
-                desc = sdp.SessionDescription.parse(req.body)
-                media = _audio(desc)
-            except sdp.SdpError as exc:
-                txn.respond(leg.dialog.response(req, 400, f"Bad Request (SDP: {exc})"))
-                return
-            except CallError as exc:
-                txn.respond(leg.dialog.response(req, exc.status, exc.reason))
-                return
-        if leg.codec is None:
-            # Our answer to the first offer is not out yet (RFC 3311 §5.2).
-            if desc is not None:
-                retry = [("Retry-After", "1")]
-                txn.respond(leg.dialog.response(req, 500, "Server Internal Error (offer pending)",
-                                                retry))  # fmt: skip
-            else:
-                txn.respond(leg.dialog.response(req, 200, headers=self._timer_headers(req)))
-            return
-        if desc is None and req.method == "UPDATE":
-            txn.respond(leg.dialog.response(req, 200, headers=self._timer_headers(req)))
-            return
-        changed = desc is not None and desc.origin.session_version != leg.remote_version
-        if desc is None or not changed:
-            self._answer_reoffer(leg, req, txn, leg.direction)  # a refresh: nothing to tell
-            return
-        offered, _ = _offered_codecs(media)
-        if not offered:
-            txn.respond(leg.dialog.response(req, 488, "Not Acceptable Here (no usable codec)"))
-            return
-        leg.take_remote(desc)
-        leg.offered = offered
-        current = [c for c in offered if c.name == leg.codec.name]
-        # The same codec if still offered, else a codec change: then the engine transcodes.
-        leg.codec = current[0] if current else offered[0]
-        leg.media.set_codec(leg.codec)
-        wanted = leg.remote_direction
-        if peer is None or peer.dialog is None:
-            self._answer_reoffer(leg, req, txn, sdp.answer_direction(wanted))
-            return
-        if peer.direction == wanted:
-            self._answer_reoffer(leg, req, txn, sdp.answer_direction(wanted))
-            return
-
-        def answered(resp: Response) -> None:
-            if resp.status < 200:
-                return
-            if resp.status < 300:
-                # The peer's answer says what it does; we do the same toward this phone.
-                self._answer_reoffer(leg, req, txn, peer.remote_direction)
-            else:
-                txn.respond(leg.dialog.response(req, resp.status))  # type: ignore[union-attr]
-
-        self._reinvite(peer, wanted, answered)
-
-    def _answer_reoffer(
-        self, leg: Leg, req: Request, txn: ServerTransaction, direction: str
-    ) -> None:
-        assert leg.dialog is not None and leg.codec is not None
-        body = leg.our_sdp([leg.codec], direction)
-        headers = [("Content-Type", "application/sdp"), ("Allow", ALLOW)]
-        headers += self._timer_headers(req)
-        resp = leg.dialog.response(req, 200, None, headers, body)
-        txn.respond(resp)
-        if req.method == "INVITE":
-            leg.ack_cseq = req.cseq.number
-            if leg.reliable is not None:
-                leg.reliable.stop()
-            leg.reliable = Reliable(
-                self.endpoint.send, bytes(resp), txn.dest, self.endpoint.transactions.timers
-            )
-
-    def _schedule_refresh(self, leg: Leg, interval: int) -> None:
-        """RFC 4028 §10: as the refresher, re-INVITE at half the session interval."""
-        loop = asyncio.get_running_loop()
-        leg.refresh = loop.call_later(interval / 2, self._refresh, leg, interval)
-
-    def _refresh(self, leg: Leg, interval: int) -> None:
-        if leg.ended or leg.dialog is None:
-            return
-        if leg.invite is None:
-            expires = [("Session-Expires", f"{interval};refresher=uas")]
-            self._reinvite(leg, leg.direction, headers=expires)
-        self._schedule_refresh(leg, interval)
-
-    @staticmethod
-    def _timer_headers(req: Request) -> list[tuple[str, str]]:
-        """RFC 4028 §9: a refresh request's Session-Expires, echoed in the 2xx."""
-        timer = session_expires(req)
-        if timer is None:
-            return []
-        return [("Session-Expires", f"{max(timer[0], MIN_SE)};refresher={timer[1] or 'uac'}")]
-
-    def _reinvite(
-        self,
-        leg: Leg,
-        direction: str,
-        done: Callable[[Response], None] | None = None,
-        headers: list[tuple[str, str]] | None = None,
-    ) -> None:
-        """Send our new offer to a phone: its current codec first, the direction asked."""
-        if leg.dialog is None or leg.ended:
-            return
-        codecs = [leg.codec] if leg.codec else []
-        codecs += [c for c in leg.offered if leg.codec is None or c.name != leg.codec.name]
-        body = leg.our_sdp(codecs or leg.offered, direction)
-
-        def response(resp: Response) -> None:
-            if resp.status < 200:
-                return
-            assert leg.dialog is not None
-            if resp.status < 300:
-                self.endpoint.send(bytes(leg.dialog.ack(cseq)), leg.dialog.dest)
-                if leg.invite is None:
-                    return  # a retransmitted 2xx: ACKed again above
-                leg.invite = None
-                try:
-                    desc = sdp.SessionDescription.parse(resp.body)
-                    media = leg.take_remote(desc)
-                    answered, dtmf = _offered_codecs(media)
-                    if answered:
-                        answered[0].dtmf_payload_type = dtmf
-                        leg.codec = answered[0]
-                        leg.media.set_codec(leg.codec)
-                except (sdp.SdpError, CallError) as exc:
-                    logger.info("re-INVITE answer unusable: %s", exc)
-            else:
-                leg.invite = None
-            if done is not None:
-                done(resp)
-
-        leg.invite = leg.send("INVITE", [("Allow", ALLOW), *(headers or [])], body, response)
-        cseq = leg.dialog.local_seq
-
-    # -- transfers (RFC 3515 REFER, RFC 3891 Replaces) -------------------------------------------
-
-    def _on_refer(self, req: Request, txn: ServerTransaction) -> None:
-        leg = self._leg_for(req, txn)
-        if leg is None or leg.dialog is None:
-            return
-        call, peer = leg.call, leg.peer
-        try:
-            target = NameAddr.parse(req.get("Refer-To") or "", "Refer-To")
-        except SipParseError as exc:
-            txn.respond(leg.dialog.response(req, 400, f"Bad Request ({exc})"))
-            return
-        uri = target.uri
-        if call is None or peer is None or call.state != "answered" or uri is None:
-            txn.respond(leg.dialog.response(req, 603, "Decline (nothing to transfer)"))
-            return
-        replaces = _replaces_of(uri)
-        if replaces is not None:
-            other = self.dialogs.get(replaces)
-            if other is None or other.peer is None or other.call is None or other is leg:
-                txn.respond(leg.dialog.response(req, 481, "Call/Transaction Does Not Exist "
-                                                "(the call to replace)"))  # fmt: skip
-                return
-            txn.respond(leg.dialog.response(req, 202))
-            self._notify(leg, 100, "Trying", final=False)
-            self._attended(leg, other)
-            return
-        number = uri.user or ""
-        if number not in self.names():
-            txn.respond(leg.dialog.response(req, 404, f"Not Found (no extension {number})"))
-            return
-        txn.respond(leg.dialog.response(req, 202))
-        self._notify(leg, 100, "Trying", final=False)
-        self._blind(leg, peer, number)
-
-    def _notify(self, leg: Leg, status: int, reason: str, *, final: bool) -> None:
-        """RFC 3515 §2.4.5: the refer subscription's state, as a sipfrag."""
-        state = "terminated;reason=noresource" if final else "active;expires=60"
-        headers = [("Event", "refer"), ("Subscription-State", state),
-                   ("Content-Type", "message/sipfrag;version=2.0")]  # fmt: skip
-        leg.send("NOTIFY", headers, f"SIP/2.0 {status} {reason}\r\n".encode())
-
-    def _blind(self, transferor: Leg, transferee: Leg, number: str) -> None:
-        """Call `number` for the transferee; once answered, it replaces the transferor."""
-        old = transferor.call
-        assert old is not None
-        contacts = self.registrar.bindings(number)
-        if not contacts:
-            self._notify(transferor, 480, "Temporarily Unavailable", final=True)
-            return
-
-        try:
-            media = self.media.open_leg()
-        except MediaError:
-            self._notify(transferor, 503, "Service Unavailable", final=True)
-            return
-        call = Call(self, transferee, self.names().get(transferee.number, ""), number)
-        transferee.call = old  # still in the old call until the new one is answered
-        transferee.transfer = call
-        call.callee_media = media
-        side = "caller" if transferor is old.a else "callee"
-
-        def answered(new: Call) -> None:
-            transferee.call, transferee.transfer = new, None
-            assert new.b is not None
-            transferee.media.connect(new.b.media)
-            self._notify(transferor, 200, "OK", final=True)
-            if not transferor.ended:
-                transferor.hangup()
-            old.finish("answered", side, "transferred")
-            if transferee.direction != "sendrecv":
-                self._reinvite(transferee, "sendrecv")
-
-        def failed(_new: Call, status: int, reason: str) -> None:
-            transferee.transfer = None
-            if not transferor.ended:
-                self._notify(transferor, status, reason or "Failed", final=True)
-            elif not transferee.ended:  # nobody left to take the call back
-                transferee.hangup()
-                old.finish("answered", "system", f"transfer failed ({status})")
-
-        call.on_answer, call.on_fail = answered, failed
-        self.calls[call.id] = call
-        call.ring_timer = asyncio.get_running_loop().call_later(
-            self.config.ring_timeout, self._ring_timeout, call
-        )
-        codecs = [transferee.codec] if transferee.codec else transferee.offered
-        self._dial(call, number, contacts, codecs)
-
-    def _attended(self, transferor: Leg, replaced: Leg) -> None:
-        """Join the transferor's peer with the peer of the dialog it replaces; drop both."""
-        first, second = transferor.call, replaced.call
-        a, b = transferor.peer, replaced.peer
-        assert first is not None and second is not None and a is not None and b is not None
-        call = Call(self, a, self.names().get(a.number, ""), b.number)
-        call.b, b.call, a.call = b, call, call
-        call.state = "answered"
-        call.answered_at = time.time()
-        self.calls[call.id] = call
-        a.media.connect(b.media)
-        self._notify(transferor, 200, "OK", final=True)
-        for leg, old in ((transferor, first), (replaced, second)):
-            leg.hangup()
-            old.finish("answered", "caller" if leg is old.a else "callee", "transferred")
-        for leg in (a, b):
-            if leg.direction != "sendrecv":
-                self._reinvite(leg, "sendrecv")
-
     # -- media timeouts ---------------------------------------------------------------------------
 
     async def _sweep(self) -> None:
@@ -1225,7 +792,7 @@ class CallEngine:
             if call.state != "answered" or call.b is None:
                 continue
             if call.answered_at is not None and wall - call.answered_at > self.config.max_duration:
-                self._hangup_all(call, "system", "maximum call duration")
+                self.hangup_all(call, "system", "maximum call duration")
                 continue
             held = call.a.direction != "sendrecv" or call.b.direction != "sendrecv"
             rx = call.a.media.rx_packets + call.b.media.rx_packets
@@ -1233,29 +800,14 @@ class CallEngine:
                 call.last_rx, call.silent_since = rx, now
             elif now - call.silent_since > self.config.media_timeout:
                 logger.info("call %s: no RTP for %.0f s", call.id, now - call.silent_since)
-                self._hangup_all(call, "system", "media timeout")
+                self.hangup_all(call, "system", "media timeout")
+
+    def calls_on(self, trunk: str) -> int:
+        """How many calls are on a trunk now."""
+        return sum(1 for call in self.calls.values() if call.trunk == trunk)
 
     def live_calls(self) -> list[dict[str, Any]]:
         return [call.info() for call in self.calls.values()]
-
-
-def session_expires(req: Request) -> tuple[int, str | None] | None:
-    """RFC 4028 §4: `Session-Expires: delta-seconds[;refresher=uac|uas]`, or None if absent."""
-    value = req.get("Session-Expires")
-    if value is None:
-        return None
-    delta, _, params = value.partition(";")
-    delta = delta.strip()
-    if not delta.isdigit() or not delta.isascii() or len(delta) > 10:
-        raise SipParseError("invalid Session-Expires header")
-    refresher = None
-    for param in params.split(";"):
-        name, _, val = param.partition("=")
-        if name.strip().lower() == "refresher":
-            refresher = val.strip().lower()
-            if refresher not in ("uac", "uas"):
-                raise SipParseError("invalid refresher in Session-Expires")
-    return int(delta), refresher
 
 
 def _dialled(req: Request) -> str:
@@ -1271,21 +823,3 @@ def _hostport(host: str, port: int) -> str:
 
 def _quote(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def _replaces_of(uri: SipUri) -> DialogId | None:
-    """RFC 3891 §6.1: `Replaces=call-id;to-tag=T;from-tag=F` in a Refer-To URI's headers.
-
-    The dialog is named as the transferor sees it; to the box, its to-tag is our local tag."""
-    headers = getattr(uri, "headers", None) or ""
-    for part in str(headers).lstrip("?").split("&"):
-        name, _, value = part.partition("=")
-        if name.lower() != "replaces":
-            continue
-        fields = unquote(value).split(";")
-        params = dict(p.strip().partition("=")[::2] for p in fields[1:])
-        to_tag, from_tag = params.get("to-tag"), params.get("from-tag")
-        if to_tag is None or from_tag is None:
-            return None
-        return (fields[0].strip(), to_tag, from_tag)
-    return None

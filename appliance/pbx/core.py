@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import socket
-import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +22,16 @@ except ImportError:  # pragma: no cover
 
 from appliance import control
 from appliance.media.engine import MediaEngine, MediaError
-from appliance.pbx.calls import CallConfig, CallEngine
+from appliance.pbx.b2bua import CallConfig, CallEngine
+from appliance.pbx.dialplan import DialPlan
+from appliance.pbx.directory import Directory
+from appliance.pbx.trunks import Trunks
 from appliance.service import sd_notify
 from appliance.sip.digest import DigestServer
 from appliance.sip.endpoint import SipEndpoint
 from appliance.sip.registrar import Registrar, RegistrarConfig
-from appliance.store import cdrs, extensions, registrations, settings
-from appliance.store.db import Checkpointer, open_db
+from appliance.store import cdrs, settings, trunks
+from appliance.store.db import Checkpointer, Writer, open_db
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +94,7 @@ class Core:
         self.options = options
         self.db = open_db(options.data_dir)
         self.checkpointer = Checkpointer(options.data_dir)
+        self.writer = Writer(options.data_dir)
         self.started = time.time()
         realm = settings.get_text(self.db, "sip.realm")
         secret = bytes.fromhex(settings.get_text(self.db, "sip.nonce_secret"))
@@ -109,21 +112,25 @@ class Core:
             )
         except MediaError as exc:
             raise CoreError(str(exc)) from None
-        self._names: dict[str, str] = {}
-        self.calls = CallEngine(
-            self.endpoint, self.registrar, self.digest, self.media,
-            names=lambda: self._names, record=self._record, advertised=advertised,
-        )  # fmt: skip
         self.advertised = advertised
+        self.directory = Directory()
+        self.trunks = Trunks(self.endpoint, lambda: self.advertised, self._normalize)
+        self.dialplan = DialPlan(self.directory, self.trunks)
+        self.calls = CallEngine(
+            self.endpoint, self.registrar, self.digest, self.media, self.dialplan,
+            record=self._record, advertised=advertised,
+        )  # fmt: skip
+        self.trunks.calls_on = self.calls.calls_on
+        self._background: set[asyncio.Task[None]] = set()
         self._apply_settings()
         self._stop = asyncio.Event()
         self.restart_requested = False
 
+    def _normalize(self, number: str) -> str:
+        return self.dialplan.normalize(number)
+
     def _record(self, record: cdrs.Cdr) -> None:
-        try:
-            cdrs.write(self.db, [record])
-        except sqlite3.Error as exc:  # the call is over either way; say so loudly
-            logger.error("CDR %s not written: %s", record.id, exc)
+        self.writer.submit(f"CDR {record.id}", lambda db: cdrs.write(db, [record]))
 
     def status(self, _request: dict[str, Any]) -> dict[str, Any]:
         host, port = self.endpoint.local
@@ -132,8 +139,10 @@ class Core:
             "advertised": f"{self.advertised}:{port}",
             "pid": os.getpid(),
             "uptime": int(time.time() - self.started),
-            "registrations": registrations.summary(self.db),
+            "registrations": self.registrar.summary(),
             "calls": self.calls.live_calls(),
+            "trunks": self.trunks.status(),
+            "refused": self.trunks.gate.refusals,
         }
 
     def counters(self, _request: dict[str, Any]) -> dict[str, Any]:
@@ -179,7 +188,12 @@ class Core:
         self.digest.nonce_ttl = settings.get_int(self.db, "sip.nonce_ttl")
         self.digest.algorithms = settings.get_list(self.db, "sip.digest_algorithms")
         self.registrar.config = registrar_config(self.db)
-        self._names = {e.number: e.name for e in extensions.list_all(self.db)}
+        self.directory.load(self.db)
+        self.dialplan.load(self.db)
+        for line in self.trunks.reload(trunks.list_all(self.db)):
+            task = asyncio.get_running_loop().create_task(line.stop())
+            self._background.add(task)  # (kept until done: the loop holds tasks weakly)
+            task.add_done_callback(self._background.discard)
         self.calls.config = CallConfig(
             ring_timeout=settings.get_int(self.db, "calls.ring_timeout"),
             media_timeout=settings.get_int(self.db, "calls.media_timeout"),
@@ -212,6 +226,7 @@ class Core:
         self.checkpointer.start(self.db)
         self.media.start()
         self.calls.start()
+        self.trunks.start()
         sock_path = control.socket_path(opts.data_dir)
         commands: dict[str, control.Command] = {
             "status": self.status,
@@ -239,8 +254,10 @@ class Core:
             for task in tasks:
                 task.cancel()
             self.calls.close()
+            await self.trunks.close()
             self.media.close()
             self.registrar.flush()
+            self.writer.stop()
             self.checkpointer.stop()
             server.close()
             sock_path.unlink(missing_ok=True)

@@ -14,6 +14,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from appliance.sip.digest import DigestServer, Verdict
 from appliance.sip.endpoint import SipEndpoint
@@ -81,6 +82,14 @@ class Registrar:
         now = self._clock()
         return [r for r in self._bindings.get(aor, {}).values() if r.expires_at > now]
 
+    def summary(self) -> list[dict[str, Any]]:
+        """Every current binding as people read them, from memory (no SQLite read)."""
+        now = self._clock()
+        current = [r for contacts in self._bindings.values() for r in contacts.values()
+                   if r.expires_at > now]  # fmt: skip
+        current.sort(key=lambda r: (r.aor, r.registered_at))
+        return registrations.describe(current, now)
+
     def purge(self) -> int:
         """Forget expired bindings here and in the store; return how many."""
         now = self._clock()
@@ -91,7 +100,8 @@ class Registrar:
                 del self._bindings[aor]
         return registrations.purge_expired(self.db, now)
 
-    def _ha1(self, user: str, algorithm: str) -> str | None:
+    def ha1(self, user: str, algorithm: str) -> str | None:
+        """An extension's digest HA1 for `algorithm`, for whoever checks its credentials."""
         creds = self._credentials.get(user)
         if creds is None or creds.realm != self.digest.realm:
             return None
@@ -122,7 +132,7 @@ class Registrar:
             self._reply(req, txn, 404, "Not Found (To must be sip:EXTENSION@...)")
             return
         aor = to_uri.user
-        result = self.digest.verify(auth, "REGISTER", self._ha1, expected_user=aor)
+        result = self.digest.verify(auth, "REGISTER", self.ha1, expected_user=aor)
         if result.verdict is Verdict.CHALLENGE:
             self._challenge(req, txn)
             return

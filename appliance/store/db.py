@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+import queue
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -46,8 +47,20 @@ def transaction(db: Database) -> Iterator[sqlite3.Connection]:
     """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception: all of it or nothing.
 
     IMMEDIATE takes the write lock at the start, so a read-then-write inside cannot race
-    another writer (the connection runs in autocommit mode otherwise)."""
+    another writer (the connection runs in autocommit mode otherwise). Inside a transaction
+    already open (a store function called in a caller's transaction) it is a SAVEPOINT: the
+    inner part is undone alone when it fails, and the outer transaction decides the rest."""
     conn = db.conn
+    if conn.in_transaction:
+        conn.execute("SAVEPOINT nested")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK TO nested")
+            conn.execute("RELEASE nested")
+            raise
+        conn.execute("RELEASE nested")
+        return
     conn.execute("BEGIN IMMEDIATE")
     try:
         yield conn
@@ -93,4 +106,38 @@ class Checkpointer:
 
     def stop(self) -> None:
         self._stop.set()
+        self._thread.join(timeout=30)
+
+
+class Writer:
+    """Runs store writes from a thread of its own connection, in order, so that the event
+    loop carrying SIP and RTP never waits for SQLite (CDRs and other events: the outbox).
+
+    `submit` only queues; a failed write is logged with what it was. `stop` writes what is
+    queued, then ends the thread."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self._path = data_dir
+        self._queue: queue.SimpleQueue[tuple[str, Callable[[Database], None]] | None]
+        self._queue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, what: str, write: Callable[[Database], None]) -> None:
+        self._queue.put((what, write))
+
+    def _run(self) -> None:
+        db = open_db(self._path, migrate_schema=False)
+        try:
+            while (item := self._queue.get()) is not None:
+                what, write = item
+                try:
+                    write(db)
+                except sqlite3.Error as exc:  # the event is gone either way; say so loudly
+                    logger.error("%s not written: %s", what, exc)
+        finally:
+            db.conn.close()
+
+    def stop(self) -> None:
+        self._queue.put(None)
         self._thread.join(timeout=30)

@@ -50,6 +50,11 @@ def all_current(db: Database, now: float) -> list[Registration]:
 def summary(db: Database) -> list[dict[str, Any]]:
     """Current bindings as people read them (the control socket, `pbx status`, the web page)."""
     now = time.time()
+    return describe(all_current(db, now), now)
+
+
+def describe(bindings: list[Registration], now: float) -> list[dict[str, Any]]:
+    """Bindings as people read them."""
     return [
         {
             "aor": r.aor,
@@ -60,7 +65,7 @@ def summary(db: Database) -> list[dict[str, Any]]:
             "registered_at": r.registered_at,
             "expires_in": int(r.expires_at - now),
         }
-        for r in all_current(db, now)
+        for r in bindings
     ]
 
 

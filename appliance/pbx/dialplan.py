@@ -1,0 +1,131 @@
+"""The dial plan: a dialled number, in the context it came from, resolves to a destination.
+
+Contexts today: an extension (its permission classes and caller ID) and a trunk (the DID it
+called). Routing is data from the store, held in memory: DIDs and extensions in the directory
+(dicts, O(1)), outbound routes in a `PatternTable` (a trie: the lookup walks the number once,
+whatever the number of routes). Emergency numbers are matched before any route and go out on
+every trunk in turn, whatever the caller's permissions.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from appliance import numbering
+from appliance.pbx.destinations import Destination, kinds
+from appliance.pbx.destinations.extension import Extension
+from appliance.pbx.destinations.hangup import Hangup
+from appliance.pbx.destinations.route import Outbound
+from appliance.pbx.directory import Directory
+from appliance.pbx.legs import Origin
+from appliance.store import routes, settings
+from appliance.store.database import Database
+
+if TYPE_CHECKING:
+    from appliance.pbx.legs import Call
+    from appliance.pbx.trunks import Trunks
+
+logger = logging.getLogger(__name__)
+
+CLASS_NAMES = {
+    "local": "local",
+    "mobile": "mobile",
+    "long-distance": "long-distance",
+    "international": "international",
+    "premium": "premium-rate",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RouteEntry:
+    name: str
+    prepend: str
+    trunks: tuple[str, ...]
+    caller_id: str
+
+
+class DialPlan:
+    def __init__(self, directory: Directory, trunks: Trunks) -> None:
+        self.directory = directory
+        self.trunks = trunks
+        self.country = "US"
+        self.area_code = ""
+        self.unknown_did = "hangup:not-found"
+        self._routes: numbering.PatternTable[RouteEntry] = numbering.PatternTable([])
+        self._by_name: dict[str, RouteEntry] = {}
+        self._kinds = kinds()
+
+    def load(self, db: Database) -> None:
+        """Re-read routes and settings (the directory is loaded beside it)."""
+        self.country = settings.get_str(db, "office.country")
+        self.area_code = settings.get_str(db, "office.area_code")
+        self.unknown_did = settings.get_str(db, "dialplan.unknown_did")
+        table: list[tuple[str, RouteEntry]] = []
+        by_name = {}
+        for r in routes.list_all(db):
+            entry = RouteEntry(r.name, r.prepend, tuple(r.trunks), r.caller_id)
+            by_name[r.name] = entry
+            table += [(pattern, entry) for pattern in r.patterns]
+        self._routes = numbering.PatternTable(table)
+        self._by_name = by_name
+
+    def route_named(self, name: str) -> RouteEntry | None:
+        return self._by_name.get(name)
+
+    def normalize(self, number: str) -> str:
+        try:
+            return numbering.normalize(number, self.country, self.area_code)
+        except numbering.NumberError:
+            return number
+
+    def inbound_origin(self, trunk: str, did: str) -> Origin:
+        """A trunk's call to `did`: the DID as the office knows it, with its label."""
+        number = self.normalize(did)
+        entry = self.directory.did(number)
+        label = entry.label if entry is not None and entry.trunk in ("", trunk) else ""
+        return Origin("trunk", trunk, number, label)
+
+    def resolve(self, number: str, call: Call) -> Destination:
+        """Where a call to `number` goes; `call.origin` says where it comes from."""
+        if call.origin.kind == "trunk":
+            entry = self.directory.did(number)
+            if entry is not None and entry.trunk in ("", call.origin.trunk):
+                return self.stored(entry.destination)
+            logger.info("call to unknown DID %s on trunk %s", number, call.origin.trunk)
+            return self.stored(self.unknown_did)
+        if self.directory.extension(number) is not None:
+            return Extension(number)
+        did = self.directory.did(number) or self.directory.did(self.normalize(number))
+        if did is not None:  # the office's own number, dialled from inside
+            return self.stored(did.destination)
+        return self._outbound(number, call)
+
+    def stored(self, text: str) -> Destination:
+        """A destination from its stored text (`extension:101`)."""
+        kind, _, target = text.partition(":")
+        factory = self._kinds.get(kind)
+        if factory is None:
+            logger.error("unknown destination %r: refused", text)
+            return Hangup(404, "Not Found")
+        return factory(target, self)
+
+    def _outbound(self, number: str, call: Call) -> Destination:
+        caller = self.directory.extension(call.a.number)
+        caller_id = caller.caller_id if caller is not None else ""
+        if numbering.is_emergency(number, self.country):
+            every = self.trunks.names()
+            return Outbound(number, every, caller_id)
+        found = self._routes.lookup(number)
+        if found is None:
+            return Hangup(404, f"Not Found (no extension {number})")
+        route, stripped, _pattern = found
+        dialled = route.prepend + stripped
+        sent = self.normalize(dialled)
+        kind = numbering.classify(dialled, self.country, self.area_code)
+        allowed = caller.permissions if caller is not None else frozenset()
+        if kind not in ("internal", "emergency") and kind not in allowed:
+            what = CLASS_NAMES.get(kind, kind)
+            return Hangup(403, f"Forbidden ({what} calls are not allowed for {call.a.number})")
+        return Outbound(sent, route.trunks, route.caller_id or caller_id)

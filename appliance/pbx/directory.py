@@ -1,0 +1,55 @@
+"""The one directory of the numbers the box answers, in memory: extensions (name, permission
+classes, caller ID) and the office's virtual numbers (DIDs). Loaded from the store at start
+and on every reload; the engine, the dial plan and the destinations read only this."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from appliance.store import dids, extensions
+from appliance.store.database import Database
+
+
+@dataclass(frozen=True, slots=True)
+class ExtensionEntry:
+    number: str
+    name: str
+    permissions: frozenset[str]
+    caller_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DidEntry:
+    number: str
+    label: str
+    trunk: str
+    """The trunk it arrives on, or '' for any."""
+    destination: str
+
+
+class Directory:
+    def __init__(self) -> None:
+        self._extensions: dict[str, ExtensionEntry] = {}
+        self._dids: dict[str, DidEntry] = {}
+
+    def load(self, db: Database) -> None:
+        self._extensions = {
+            e.number: ExtensionEntry(e.number, e.name, frozenset(e.permissions), e.caller_id)
+            for e in extensions.list_all(db)
+        }
+        self._dids = {
+            d.number: DidEntry(d.number, d.label, d.trunk, d.destination) for d in dids.list_all(db)
+        }
+
+    def extension(self, number: str) -> ExtensionEntry | None:
+        return self._extensions.get(number)
+
+    def name(self, number: str) -> str:
+        entry = self._extensions.get(number)
+        return entry.name if entry is not None else ""
+
+    def did(self, number: str) -> DidEntry | None:
+        return self._dids.get(number)
+
+    def __len__(self) -> int:
+        return len(self._extensions) + len(self._dids)

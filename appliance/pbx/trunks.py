@@ -1,0 +1,322 @@
+"""SIP trunks at run time: each configured trunk's registration (or none, for an IP-authenticated
+trunk), its OPTIONS keep-alive, how its calls are recognised, and how calls are sent to it.
+
+Who may talk to the box: a call is a trunk's only when it comes from the trunk's address (the
+server or outbound proxy it registers to, host and port; or, for an IP trunk, its networks).
+The per-trunk `line` parameter in the Contact the box registers tells apart two trunks of one
+provider. Nothing the caller writes in its headers makes it a trunk. Requests from anywhere
+else must authenticate as an extension; refusals are counted and logged once per source an
+hour (`Gate`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from appliance.pbx.legs import Target
+from appliance.sip.endpoint import SipEndpoint
+from appliance.sip.headers import NameAddr
+from appliance.sip.message import Request, SipParseError
+from appliance.sip.transaction import Destination
+from appliance.sip.ua.auth import Credentials
+from appliance.sip.ua.options import KeepAlive
+from appliance.sip.ua.registration import (
+    RegistrationClient,
+    RegistrationConfig,
+    RegistrationState,
+)
+from appliance.sip.uri import SipUri
+from appliance.store.trunks import Trunk
+
+if TYPE_CHECKING:
+    from appliance.pbx.b2bua import CallEngine
+    from appliance.pbx.legs import Call
+
+logger = logging.getLogger(__name__)
+
+LOG_EVERY = 3600.0
+
+
+class Gate:
+    """Requests refused because their source is neither a phone, a user nor a trunk."""
+
+    def __init__(self) -> None:
+        self.refusals = 0
+        self._logged: dict[str, float] = {}
+
+    def refused(self, source: str, what: str) -> None:
+        self.refusals += 1
+        now = time.monotonic()
+        last = self._logged.get(source)
+        if last is None or now - last >= LOG_EVERY:
+            if len(self._logged) > 10_000:
+                self._logged.clear()  # bounded memory under a scan from many addresses
+            self._logged[source] = now
+            logger.warning("refused %s from %s (logged once an hour per source)", what, source)
+
+
+def _hostport(text: str, default: int = 5060) -> tuple[str, int]:
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        return host, int(rest[1:]) if rest.startswith(":") else default
+    host, sep, port = text.rpartition(":")
+    if sep and port.isdigit() and ":" not in host:
+        return host, int(port)
+    return text, default
+
+
+def _user_of(value: str | None) -> str:
+    if not value:
+        return ""
+    try:
+        uri = NameAddr.parse(value, "To").uri
+    except SipParseError:
+        return ""
+    return (uri.user or "") if uri is not None else ""
+
+
+class TrunkLine:
+    """One trunk: its configuration and what the box knows of it now."""
+
+    def __init__(self, config: Trunk, owner: Trunks) -> None:
+        self.config = config
+        self.name = config.name
+        self.owner = owner
+        host, port = _hostport(config.server)
+        self.server = (host, port)
+        proxy = _hostport(config.outbound_proxy) if config.outbound_proxy else self.server
+        self.transport = config.transport.upper()
+        self.dest = Destination(self.transport, proxy[0], proxy[1])
+        self.addresses = {self.server, proxy}
+        self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        if config.kind == "ip":
+            cidrs = [c for c in config.match_cidrs.split(",") if c.strip()]
+            self.networks = [ipaddress.ip_network(c.strip(), strict=False) for c in cidrs]
+        self.registration: RegistrationClient | None = None
+        self.keepalive: KeepAlive | None = None
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        c = self.config
+        if not c.enabled:
+            return
+        if c.kind == "register":
+            domain = c.from_domain or self.server[0]
+            contact = f"sip:{c.username}@{self.owner.hostport(c)};line={c.instance}"
+            if self.transport == "TCP":
+                contact += ";transport=tcp"
+            config = RegistrationConfig(
+                registrar=f"sip:{c.server}",
+                dest=self.dest,
+                aor=f"{c.username}@{domain}",
+                credentials=Credentials(c.auth_user or c.username, c.password),
+                contact=contact,
+                expires=c.expires,
+                via=f"{self.transport} {self.owner.hostport(c)}",
+            )
+            self.registration = RegistrationClient(self.owner.endpoint, config, self._changed)
+            self.registration.start()
+        if c.options_interval:
+            self.keepalive = KeepAlive(
+                self.owner.endpoint, self.dest, f"sip:{c.server}",
+                f"{self.transport} {self.owner.hostport(c)}", c.options_interval,
+                on_change=self._changed,
+            )  # fmt: skip
+            self.keepalive.start()
+
+    async def stop(self) -> None:
+        if self.keepalive is not None:
+            self.keepalive.stop()
+        if self.registration is not None:
+            await self.registration.stop()
+
+    def _changed(self, _what: object) -> None:
+        logger.info("trunk %s: %s", self.name, self.state)
+
+    # -- state -----------------------------------------------------------------------------
+
+    @property
+    def state(self) -> str:
+        """registered, registering, failed, unreachable, reachable, unknown, or disabled."""
+        if not self.config.enabled:
+            return "disabled"
+        if self.registration is not None:
+            state = self.registration.state
+            if state is RegistrationState.REGISTERED:
+                return "registered"
+            if state is RegistrationState.FAILED:
+                return "failed"
+            if state is RegistrationState.UNREACHABLE:
+                return "unreachable"
+            return "registering"
+        if self.keepalive is not None and self.keepalive.reachable is not None:
+            return "reachable" if self.keepalive.reachable else "unreachable"
+        return "unknown"
+
+    @property
+    def active_calls(self) -> int:
+        return self.owner.calls_on(self.name)
+
+    def usable(self) -> bool:
+        """Whether a new outbound call may be sent to this trunk now."""
+        if self.state in ("disabled", "failed", "unreachable"):
+            return False
+        limit = self.config.max_calls
+        return limit == 0 or self.active_calls < limit
+
+    def status(self) -> dict[str, Any]:
+        reg = self.registration
+        keep = self.keepalive
+        return {
+            "name": self.name,
+            "kind": self.config.kind,
+            "server": self.config.server,
+            "state": self.state,
+            "last_response": reg.last_response if reg is not None else None,
+            "registered_until": reg.expires_at if reg is not None else None,
+            "options_rtt_ms": keep.rtt_ms if keep is not None else None,
+            "calls": self.active_calls,
+            "max_calls": self.config.max_calls,
+        }
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def matches(self, source: Destination) -> bool:
+        if self.networks:
+            try:
+                address = ipaddress.ip_address(source.host)
+            except ValueError:
+                return False
+            return any(address in net for net in self.networks)
+        if self.config.kind == "ip":
+            return source.host in {host for host, _ in self.addresses}
+        return (source.host, source.port) in self.addresses
+
+    def caller_of(self, req: Request) -> tuple[str, str]:
+        """The caller's number (normalised as the office writes numbers) and name."""
+        number = req.from_.uri.user if req.from_.uri is not None else ""
+        return self.owner.normalize(number or "anonymous"), req.from_.display or ""
+
+    def did_of(self, req: Request) -> str:
+        """The number called, where this trunk's provider puts it."""
+        how = self.config.did_from
+        ruri = _ruri_user(req)
+        if how == "request-uri":
+            return ruri
+        if how == "to":
+            return _user_of(req.get("To"))
+        if how.startswith("header:"):
+            value = req.get(how.partition(":")[2]) or ""
+            return _user_of(value) or value.strip()
+        ours = {"", self.config.username, "pbx"}
+        if ruri in ours or f"line={self.config.instance}" in req.uri:
+            return _user_of(req.get("To"))
+        return ruri
+
+    def target(self, call: Call, number: str, caller_id: str, engine: CallEngine) -> Target:
+        """The INVITE for `number` through this trunk, presenting `caller_id`."""
+        c = self.config
+        hostport = self.owner.hostport(c)
+        domain = c.from_domain or self.server[0]
+        user = caller_id or c.from_user or c.username or call.a.number
+        display = call.caller_name or user
+        tp = ";transport=tcp" if self.transport == "TCP" else ""
+        uri = f"sip:{number}@{c.server}{tp}"
+        identity = f'"{_quote(display)}" <sip:{user}@{domain}>'
+        return Target(
+            number=number, uri=uri, to=f"sip:{number}@{domain}", dest=self.dest,
+            identity=identity, via=f"{self.transport} {hostport}",
+            contact=f"<sip:{c.username or user}@{hostport}{tp}>",
+            credentials=Credentials(c.auth_user or c.username, c.password) if c.password else None,
+            codecs=tuple(x for x in c.codecs.split(",") if x),
+            late_offer=bool(c.late_offer), trunk=c.name,
+        )  # fmt: skip
+
+
+def _ruri_user(req: Request) -> str:
+    try:
+        return SipUri.parse(req.uri).user or ""
+    except SipParseError:
+        return ""
+
+
+def _quote(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+class Trunks:
+    """All trunks; reloaded whole from the store, started once the endpoint listens."""
+
+    def __init__(
+        self,
+        endpoint: SipEndpoint,
+        advertised: Callable[[], str],
+        normalize: Callable[[str], str],
+    ) -> None:
+        self.endpoint = endpoint
+        self._advertised = advertised
+        self.normalize = normalize
+        self.gate = Gate()
+        self.calls_on: Callable[[str], int] = lambda _name: 0
+        self._lines: dict[str, TrunkLine] = {}
+        self._configs: list[Trunk] = []
+        self._started = False
+
+    def hostport(self, config: Trunk) -> str:
+        """Our address as this trunk's provider reaches it (its external address behind NAT)."""
+        host = config.external_address or self._advertised()
+        port = self.endpoint.local[1]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    def reload(self, configs: list[Trunk]) -> list[TrunkLine]:
+        """Take the store's trunks: new and changed ones (re)start, removed ones stop.
+
+        Returns the lines that stopped; their un-REGISTER is the caller's to await."""
+        self._configs = configs
+        if not self._started:
+            return []
+        stopped: list[TrunkLine] = []
+        wanted = {c.name: c for c in configs}
+        for name, line in list(self._lines.items()):
+            if wanted.get(name) != line.config:
+                stopped.append(self._lines.pop(name))
+        for config in configs:
+            if config.name not in self._lines:
+                line = TrunkLine(config, self)
+                self._lines[config.name] = line
+                line.start()
+        self._lines = {c.name: self._lines[c.name] for c in configs}  # the configured order
+        return stopped
+
+    def start(self) -> None:
+        self._started = True
+        self.reload(self._configs)
+
+    async def close(self) -> None:
+        for line in list(self._lines.values()):
+            await line.stop()
+        self._lines = {}
+
+    def get(self, name: str) -> TrunkLine | None:
+        return self._lines.get(name)
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self._lines)
+
+    def match(self, req: Request, source: Destination) -> TrunkLine | None:
+        """The trunk a new request comes from, by its source address alone."""
+        found = [line for line in self._lines.values() if line.config.enabled
+                 and line.matches(source)]  # fmt: skip
+        if len(found) > 1:
+            for line in found:
+                if f"line={line.config.instance}" in req.uri:
+                    return line
+        return found[0] if found else None
+
+    def status(self) -> list[dict[str, Any]]:
+        return [line.status() for line in self._lines.values()]
