@@ -280,6 +280,7 @@ class CallEngine:
         line = self.trunks.get(origin.trunk) if origin.trunk else None
         if line is not None:
             call.offer_codecs = tuple(x for x in line.config.codecs.split(",") if x)
+            a.sdp_host = line.config.external_address or None
         call.invite, call.invite_txn = req, txn
         call.rel100 = "100rel" in [r.lower() for r in req.get_all("require")]
         timer = session_expires(req)
@@ -334,6 +335,7 @@ class CallEngine:
         probe = Leg(self, call.callee_media, "", "callee")
         for target in targets:
             ours = box_codecs(first, target.codecs)
+            probe.sdp_host = target.sdp_host
             body = b"" if target.late_offer else probe.our_sdp(ours)
             fork = Fork(call, target)
             fork.codecs, fork.sdp = ours, (probe.session_id, probe.sdp_version)
@@ -525,6 +527,7 @@ class CallEngine:
         b.session_id, b.sdp_version = fork.sdp
         b.remote_version = None
         b.offered = list(fork.codecs)
+        b.sdp_host = fork.target.sdp_host
         if late:
             # Our answer to the callee's offer goes in the ACK (RFC 3261 §13.2.2.4).
             assert b.codec is not None

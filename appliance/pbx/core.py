@@ -127,7 +127,7 @@ class Core:
         self.restart_requested = False
 
     def _normalize(self, number: str) -> str:
-        return self.dialplan.normalize(number)
+        return self.dialplan.from_provider(number)
 
     def _record(self, record: cdrs.Cdr) -> None:
         self.writer.submit(f"CDR {record.id}", lambda db: cdrs.write(db, [record]))
@@ -159,6 +159,20 @@ class Core:
             "client_transactions": len(layer.client),
             "open_fds": len(os.listdir("/proc/self/fd")),
         }
+
+    async def trunk_test(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The setup page's "test" button: a trunk's state and an OPTIONS round trip now."""
+        name = str(request.get("name", ""))
+        line = self.trunks.get(name)
+        if line is None:
+            return {"error": f"no trunk {name!r} is running"}
+        status = line.status()
+        try:
+            status["rtt_ms"] = round(await line.ping(), 1)
+            status["reachable"] = True
+        except TimeoutError:
+            status["rtt_ms"], status["reachable"] = None, False
+        return status
 
     def collect(self, _request: dict[str, Any]) -> dict[str, Any]:
         """Run the cyclic garbage collector now; say how many unreachable objects it found, and
@@ -234,6 +248,7 @@ class Core:
             "counters": self.counters,
             "gc": self.collect,
             "restart": self.restart,
+            "trunk_test": self.trunk_test,
         }
         server = await control.serve(sock_path, commands)
         loop = asyncio.get_running_loop()

@@ -80,9 +80,22 @@ class DialPlan:
         except numbering.NumberError:
             return number
 
+    def from_provider(self, number: str) -> str:
+        """A number as a provider wrote it, in the office's form: providers often send E.164
+        without its plus (74951234567), which national dialling rules would not recognise."""
+        normal = self.normalize(number)
+        code = numbering.country_code(self.country)
+        if normal == number and number.isdigit() and len(number) > 10 and (
+            number.startswith(code)
+        ):  # fmt: skip
+            return "+" + number
+        return normal
+
     def inbound_origin(self, trunk: str, did: str) -> Origin:
         """A trunk's call to `did`: the DID as the office knows it, with its label."""
-        number = self.normalize(did)
+        number = self.from_provider(did)
+        if self.directory.did(number) is None and did.isdigit():
+            number = "+" + did  # a foreign provider's E.164 without its plus (12125550100)
         entry = self.directory.did(number)
         label = entry.label if entry is not None and entry.trunk in ("", trunk) else ""
         return Origin("trunk", trunk, number, label)

@@ -59,6 +59,9 @@ class Target:
     late_offer: bool = False
     trunk: str | None = None
     headers: tuple[tuple[str, str], ...] = ()
+    sdp_host: str | None = None
+    """The address the box gives in SDP toward this target (a trunk's external address
+    behind NAT); None: the media engine's own."""
 
 
 class Leg:
@@ -78,6 +81,8 @@ class Leg:
         self.remote_version: int | None = None
         self.codec: Codec | None = None
         self.offered: list[Codec] = []
+        self.sdp_host: str | None = None
+        """The box's address in SDP toward this phone, when not the media engine's own."""
         self.layout: list[sdp.Media] = []
         """The m= lines of the phone's last SDP; the box's SDP to it keeps their number."""
         self.audio_index = 0
@@ -100,6 +105,7 @@ class Leg:
         if dtmf is not None:
             payloads.append((dtmf, sdp.Rtpmap("telephone-event", 8000), "0-16"))
         host, port = self.media.address
+        host = self.sdp_host or host
         desc = sdp.audio_offer(
             host, port, payloads, session_id=self.session_id, session_version=self.sdp_version,
             direction=self.direction,
@@ -203,11 +209,16 @@ class Fork:
         self.rseq = 0
         self.done = False
         self.cancelled = False
+        self.last_request: Request | None = None
+        """The INVITE outstanding when the call ended and let go of `invite`: a 2xx crossing
+        the CANCEL still comes, and is ACKed and hung up from it (RFC 3261 §15)."""
 
     @property
     def request(self) -> Request:
         """The INVITE now outstanding (after any answers to the target's challenges)."""
-        assert self.invite is not None
+        if self.invite is None:
+            assert self.last_request is not None
+            return self.last_request
         return self.invite.request
 
 
@@ -326,6 +337,8 @@ class Call:
         # Break the call's reference cycles (call <-> legs, forks <-> their transactions), so
         # that reference counting frees it all now, not a collector pass that stalls the loop.
         for fork in self.forks:
+            if fork.invite is not None:
+                fork.last_request = fork.invite.request
             fork.invite = None
         self.forks = []
         self.on_answer = self.on_fail = None

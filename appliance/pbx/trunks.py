@@ -11,6 +11,7 @@ hour (`Gate`).
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import logging
 import time
@@ -98,6 +99,7 @@ class TrunkLine:
             self.networks = [ipaddress.ip_network(c.strip(), strict=False) for c in cidrs]
         self.registration: RegistrationClient | None = None
         self.keepalive: KeepAlive | None = None
+        self._reachable: bool | None = None
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -135,7 +137,23 @@ class TrunkLine:
         if self.registration is not None:
             await self.registration.stop()
 
+    async def ping(self, timeout: float = 5.0) -> float:
+        """One OPTIONS round trip to the trunk now, in ms; TimeoutError if none came."""
+        probe = self.keepalive or KeepAlive(
+            self.owner.endpoint, self.dest, f"sip:{self.config.server}",
+            f"{self.transport} {self.owner.hostport(self.config)}", 60.0,
+        )  # fmt: skip  (a probe that is never started: ping() alone)
+        return await asyncio.wait_for(probe.ping(), timeout)
+
     def _changed(self, _what: object) -> None:
+        keep = self.keepalive
+        if keep is not None and keep.reachable != self._reachable:
+            back = self._reachable is False and keep.reachable
+            self._reachable = keep.reachable
+            if back and self.registration is not None:
+                # The provider answers again after an outage: it may have lost our binding
+                # (a restart), so register now rather than at the next refresh.
+                self.registration.refresh_now()
         logger.info("trunk %s: %s", self.name, self.state)
 
     # -- state -----------------------------------------------------------------------------
@@ -145,6 +163,8 @@ class TrunkLine:
         """registered, registering, failed, unreachable, reachable, unknown, or disabled."""
         if not self.config.enabled:
             return "disabled"
+        if self.keepalive is not None and self.keepalive.reachable is False:
+            return "unreachable"
         if self.registration is not None:
             state = self.registration.state
             if state is RegistrationState.REGISTERED:
@@ -234,7 +254,7 @@ class TrunkLine:
             contact=f"<sip:{c.username or user}@{hostport}{tp}>",
             credentials=Credentials(c.auth_user or c.username, c.password) if c.password else None,
             codecs=tuple(x for x in c.codecs.split(",") if x),
-            late_offer=bool(c.late_offer), trunk=c.name,
+            late_offer=bool(c.late_offer), trunk=c.name, sdp_host=c.external_address or None,
         )  # fmt: skip
 
 

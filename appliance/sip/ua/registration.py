@@ -147,6 +147,14 @@ class RegistrationClient:
         self._update(RegistrationState.REGISTERING, self.last_response)
         self._attempt()
 
+    def refresh_now(self) -> None:
+        """Register again at once (not waiting for the refresh or the back-off): for when the
+        registrar is known to have come back and may have lost our binding."""
+        if not self._running or self._txn is not None or self._unregistered is not None:
+            return
+        self._cancel_timer()
+        self._attempt()
+
     async def stop(self) -> None:
         """Stop refreshing and retrying, and remove our binding (Expires: 0) if the registrar
         may hold it, waiting for the answer at most `config.stop_timeout` seconds."""
