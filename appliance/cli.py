@@ -349,10 +349,18 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(f"core: not running ({exc}); registrations as stored:")
         rows = registrations.summary(open_db(args.data))
         calls: list[dict[str, Any]] = []
+        lines: list[dict[str, Any]] = []
     else:
         print(f"core: running, SIP {status['sip']}, up {status['uptime']} s")
         rows = status["registrations"]
         calls = status["calls"]
+        lines = status["trunks"]
+        print(f"requests refused from unknown sources: {status['refused']}")
+    print(f"trunks: {len(lines)}")
+    for t in lines:
+        last = f"  last answer: {t['last_response']}" if t["last_response"] else ""
+        print(f"  {t['name']:<12} {t['state']:<12} {t['server']}  "
+              f"calls {t['calls']}/{t['max_calls'] or '-'}{last}")  # fmt: skip
     print(f"registrations: {len(rows)}")
     for r in rows:
         print(f"  {r['aor']:>6}  {r['contact']}  via {r['source']}  "
