@@ -18,8 +18,7 @@ from appliance.store.db import open_db
 from appliance.web import create_app
 from tests.e2e.conftest import Box, shoot
 from tests.interop.call_records import wait_cdrs
-from tests.interop.sipp import credentials, free_port, run_sipp
-from tests.interop.sipp_calls import SippPeers, free_media_port
+from tests.interop.sipp import SippPeers, credentials, free_media_port, free_port, run_sipp
 from tests.web.conftest import ADMIN, VIEWER, add_extensions, prepare
 from tests.web.test_access import routes
 

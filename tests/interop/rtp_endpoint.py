@@ -87,6 +87,15 @@ def digits_of(packets: list[RtpPacket], payload_type: int) -> str:
     return "".join(found)
 
 
+def rtp_header(data: bytes) -> tuple[int, bool, int, int] | None:
+    """(payload type, marker, sequence number, timestamp) of a raw RTP packet a test read from
+    its own socket, None if it is not RTP version 2 (RFC 3550 §5.1)."""
+    packet = RtpPacket.parse(data, ("", 0))
+    if packet is None:
+        return None
+    return packet.payload_type, packet.marker, packet.seq, packet.timestamp
+
+
 class RtpEndpoint:
     """A UDP socket on an even port of `host` that records every RTP packet it receives and,
     once started, sends a 20 ms G.711 stream (one SSRC, continuous sequence and timestamps)."""
@@ -125,14 +134,17 @@ class RtpEndpoint:
                 self.packets.append(packet)
         self.packets.close()
 
-    def start(self, remote: Address, payload_type: int = 0) -> None:
-        """Send 20 ms packets of `payload_type` (silence) to `remote` until :meth:`close`."""
+    def start(self, remote: Address, payload_type: int = 0, audio: bytes = b"") -> None:
+        """Send 20 ms packets of `payload_type` to `remote` until :meth:`close`: `audio` (its
+        encoded bytes, round and round: a tone from `sipp.ulaw_tone`), or silence."""
         if self._sender is not None:
             raise RuntimeError("already sending")
         self.remote = remote
+        frames = [audio[i : i + SAMPLES] for i in range(0, len(audio) - SAMPLES + 1, SAMPLES)]
         self._sender = threading.Thread(
-            target=self._send, args=(remote, payload_type), name="rtp-sender", daemon=True
-        )
+            target=self._send, args=(remote, payload_type, frames or [SILENCE]),
+            name="rtp-sender", daemon=True,
+        )  # fmt: skip
         self._sender.start()
 
     def send_digits(self, digits: str, payload_type: int) -> None:
@@ -140,7 +152,7 @@ class RtpEndpoint:
         for digit in digits:
             self._digits.put((digit, payload_type))
 
-    def _send(self, remote: Address, payload_type: int) -> None:
+    def _send(self, remote: Address, payload_type: int, frames: list[bytes]) -> None:
         ssrc = struct.unpack("!I", os.urandom(4))[0]
         seq = struct.unpack("!H", os.urandom(2))[0]
         timestamp = struct.unpack("!I", os.urandom(4))[0]
@@ -155,7 +167,8 @@ class RtpEndpoint:
             if plan:
                 pt, mark, payload, event_ts = plan.pop(0)
             else:
-                pt, mark, payload, event_ts = payload_type, marker, SILENCE, -1
+                pt, mark, payload, event_ts = payload_type, marker, frames[0], -1
+                frames.append(frames.pop(0))
             ts = timestamp if event_ts < 0 else event_ts
             header = _HEADER.pack(0x80, (0x80 if mark else 0) | pt, seq, ts, ssrc)
             try:

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import CoreProcess
 from tests.interop.baresip import Baresip, BaresipAccount
 from tests.interop.netns import NetNamespace
-from tests.interop.pjsua import Event, PjsuaPeer
+from tests.interop.pjsip import Event, PjsipPhone
 
 REGINT = 20
 
@@ -59,7 +59,7 @@ def test_baresip_and_pjsip_stay_registered_across_a_restart(
     account = BaresipAccount("101", netns.host, 5060, passwords["101"], regint=REGINT)
     with (
         Baresip(netns, tmp_path / "baresip", account, listen=f"{netns.host}:5070") as baresip,
-        PjsuaPeer(
+        PjsipPhone(
             f"{netns.host}:5060", "102", passwords["102"], local_host=netns.host,
             local_port=5080, regint=REGINT, netns=netns, stderr_path=tmp_path / "pjsua.log",
         ) as pjsua,
@@ -97,8 +97,8 @@ def test_pjsip_registers_with_sha256_digest(
     core.cli("config", "set", "sip.digest_algorithms", "SHA-256")
     core.start()
     password = core.add_extension("101")
-    with PjsuaPeer(f"{core.host}:{core.port}", "101", password, local_port=5091,
-                   stderr_path=tmp_path / "pjsua.log") as pjsua:  # fmt: skip
+    with PjsipPhone(f"{core.host}:{core.port}", "101", password, local_port=5091,
+                    stderr_path=tmp_path / "pjsua.log") as pjsua:  # fmt: skip
         # The core offers and accepts SHA-256 alone (an MD5 answer would be challenged again).
         pjsua.wait_event(is_registered, timeout=15)
         assert "registrations: 1" in core.cli("status").stdout

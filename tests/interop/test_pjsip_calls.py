@@ -2,7 +2,7 @@
 BYE from either side, CANCEL while ringing, each with PJSIP calling sipp and sipp calling PJSIP.
 
 Each test starts the core (extensions 101 "Alice" and 102 "Bob"), a PJSIP phone in a child
-process (``pjsip_phone_peer.py``: pjsua2, null audio device, a 440 Hz tone into every call) and
+process (``pjsip_peer.py``: pjsua2, null audio device, a 440 Hz tone into every call) and
 one sipp (a ``pj_*.xml`` scenario) that does the other side's signalling. The sipp side's media
 is a UDP socket of the test (:class:`RtpEndpoint`): sipp's SDP names its port, so the test
 counts the RTP and reads the RFC 4733 events the box sends to that phone, and sends audio and
@@ -30,12 +30,17 @@ from appliance import control
 from appliance.store import cdrs
 from appliance.store.db import open_db
 from tests.conftest import CoreProcess
-from tests.interop.pjsip_phone import PjsipPhone, free_rtp_port
-from tests.interop.pjsua import Event
+from tests.interop.pjsip import Event, PjsipPhone, free_rtp_port
 from tests.interop.rtp_endpoint import RtpEndpoint, RtpPacket
-from tests.interop.sipp import SipMessage, SippRun, credentials, free_port, run_sipp
-from tests.interop.sipp_calls import free_media_port
-from tests.interop.sipp_phone import SippPhone
+from tests.interop.sipp import (
+    BackgroundSipp,
+    SipMessage,
+    SippRun,
+    credentials,
+    free_media_port,
+    free_port,
+    run_sipp,
+)
 
 PASSWORDS = {"101": "Kq7vT9pLm2", "102": "Zr4wX8nQa6"}
 NAMES = {"101": "Alice", "102": "Bob"}
@@ -50,6 +55,8 @@ EARLY_MS = 4000
 """How long the sipp callee plays early media before it answers."""
 PAUSE_MS = 1000
 """The sipp scenarios' pause before a hold, a resume or a BYE."""
+SIPP_TIMEOUT = 60.0
+"""sipp's own -timeout for each scenario, seconds."""
 
 
 @dataclass
@@ -77,12 +84,12 @@ class Box:
     def sipp(
         self, scenario: str, number: str, rtp: RtpEndpoint, *, port: int, dialled: str = "",
         pause_ms: int = PAUSE_MS,
-    ) -> SippPhone:  # fmt: skip
+    ) -> BackgroundSipp:  # fmt: skip
         auth = credentials(number, PASSWORDS[number])
         row: list[str | int] = [number, auth, rtp.port, dialled, pause_ms]
-        return SippPhone(
-            scenario, self.target, row, workdir=self.workdir, port=port,
-            media_port=free_media_port(),
+        return BackgroundSipp(
+            scenario, self.target, [row], workdir=self.workdir, port=port,
+            media_port=free_media_port(), timeout=SIPP_TIMEOUT,
         )  # fmt: skip
 
     def register_sipp(self, number: str, port: int) -> None:
@@ -126,7 +133,7 @@ class Call:
 
     phone: PjsipPhone
     call: int
-    sipp: SippPhone
+    sipp: BackgroundSipp
     rtp: RtpEndpoint
     box_host: str
 

@@ -26,13 +26,16 @@ from appliance import control
 from appliance.media.dtmf import TelephoneEvent
 from tests.conftest import CoreProcess
 from tests.interop.call_records import all_cdrs, wait_cdrs
-from tests.interop.sipp import SipMessage, credentials, free_port, run_sipp
-from tests.interop.sipp_calls import (
-    CallRun,
+from tests.interop.rtp_endpoint import rtp_header
+from tests.interop.sipp import (
+    BackgroundSipp,
+    SipMessage,
     SippPeers,
-    SippProcess,
+    SippRun,
+    credentials,
     free_media_port,
-    rtp_header,
+    free_port,
+    run_sipp,
 )
 
 CALLER, CALLER_NAME, CALLER_PASSWORD = "101", "Alice Office", "Kq7vT9pLm2"
@@ -83,7 +86,7 @@ class Office:
     def callee(
         self, scenario: str, *, media: int | None = None, ring_ms: int = 0, rtp: bool = True,
         hold_ms: int = 0, calls: int = 1, timeout: float = 30.0, port: int | None = None,
-    ) -> SippProcess:  # fmt: skip
+    ) -> BackgroundSipp:  # fmt: skip
         """Register 102 from a new port (or `port`) and start `scenario` answering there; the
         SDP answer names `media` (default: that sipp's own media port)."""
         if port is None:
@@ -99,7 +102,7 @@ class Office:
         self, scenario: str, *, dialled: str = CALLEE, hold_ms: int | Sequence[int] = 1000,
         rtp: bool = True, password: str = CALLER_PASSWORD, extra: str = "", calls: int = 1,
         timeout: float = 30.0, sipp_args: tuple[str, ...] = (),
-    ) -> SippProcess:  # fmt: skip
+    ) -> BackgroundSipp:  # fmt: skip
         """Start `scenario` as 101 (claiming the display name Mallory) dialling `dialled`;
         several `hold_ms` values make one injection row each, used by the calls in turn."""
         auth = credentials(CALLER, password)
@@ -112,7 +115,7 @@ class Office:
             timeout=timeout, extra=sipp_args,
         )  # fmt: skip
 
-    def call(self, scenario: str, **kwargs: Any) -> CallRun:
+    def call(self, scenario: str, **kwargs: Any) -> SippRun:
         """Run a caller to its end."""
         return self.caller(scenario, **kwargs).wait()
 

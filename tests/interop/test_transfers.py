@@ -3,7 +3,7 @@ Replaces, RFC 3891), carried out by the box.
 
 The box runs in a private network namespace on 10.99.0.1 with three registered phones, each
 sending a sine of its own and recording what it receives. 102, the transferor, is PJSIP
-(``pjsua_xfer_peer.py``: one process holds both of its calls and sends the REFER with
+(``pjsip_peer.py``: one process holds both of its calls and sends the REFER with
 ``Call.xfer()`` or ``Call.xferReplaces()``); 103 is baresip (``ausine``, ``sndfile``); 101 is
 baresip for the blind transfer and PJSIP for the attended one, because baresip 1.0 stops its
 ``sndfile`` dump after a hold re-INVITE (measured with two baresips and no box in between) and
@@ -30,7 +30,7 @@ from tests.conftest import CoreProcess
 from tests.interop.baresip import Baresip, BaresipAccount, BaresipAudio
 from tests.interop.call_records import Row, wait_cdrs
 from tests.interop.netns import NetNamespace
-from tests.interop.pjsua_xfer import XferPhone
+from tests.interop.pjsip import PjsipPhone
 from tests.interop.tones import Recording, read_wav, tone_runs
 
 PASSWORDS = {"101": "Kq7vT9pLm2", "102": "Zr4wX8nQa6", "103": "Hb3sY7cWe5"}
@@ -93,11 +93,11 @@ def baresip_phone(box: Box, number: str) -> Baresip:
     )  # fmt: skip
 
 
-def pjsip_phone(box: Box, number: str) -> XferPhone:
+def pjsip_phone(box: Box, number: str) -> PjsipPhone:
     """A PJSIP phone registered as `number`, answering by itself, sending its tone, recording."""
     workdir = box.workdir / number
     workdir.mkdir(parents=True)
-    return XferPhone(
+    return PjsipPhone(
         f"{box.host}:5060", number, PASSWORDS[number], local_host=box.host,
         local_port=SIP_PORTS[number], rtp_port=RTP_PORTS[number], netns=box.netns,
         auto_answer=True, tone=int(TONES[number]), record_dir=workdir,
@@ -130,22 +130,18 @@ def assert_talked(recording: Recording, before: list[str], partner: str) -> None
     assert runs[-1][1] >= MIN_TONE, runs
 
 
-def wait_request(phone: XferPhone, call: int, method: str, since: int) -> None:
-    phone.wait_event(
-        lambda e: e["event"] == "request" and e["call"] == call and e["method"] == method,
-        20,
-        since,
-    )
+def wait_request(phone: PjsipPhone, call: int, method: str, since: int) -> None:
+    phone.wait_rx(call, method, role="uas", timeout=20, since=since)
 
 
-def notifies_received(phone: XferPhone) -> list[str]:
+def notifies_received(phone: PjsipPhone) -> list[str]:
     """Every NOTIFY in the PJSIP phone's log (level 4 logs each message in full)."""
     assert phone.stderr_path is not None
     log = phone.stderr_path.read_text(errors="replace")
     return re.findall(r"^RX \d+ bytes Request msg NOTIFY.*?^--end msg--$", log, re.M | re.S)
 
 
-def assert_refer_succeeded(phone: XferPhone, call: int, since: int) -> None:
+def assert_refer_succeeded(phone: PjsipPhone, call: int, since: int) -> None:
     """PJSIP saw its REFER in `call` end with a final NOTIFY whose sipfrag is 200."""
     statuses = [e for e in phone.events[since:]
                 if e["event"] == "xfer_status" and e["call"] == call]  # fmt: skip
@@ -173,7 +169,7 @@ def test_blind_transfer(box: Box) -> None:
         carol.wait_registered(timeout=15)
 
         alice.command("/dial 102")
-        call = int(bob.wait_event(lambda e: e["event"] == "incoming", 20)["call"])
+        call = int(bob.wait_incoming(timeout=20)["call"])
         bob.wait_state(call, "CONFIRMED")
         alice.wait_for(r"Call established: sip:102@", timeout=20)
         time.sleep(BEFORE)  # 101 and 102 talk: the conversation itself, not a synchronisation
@@ -219,20 +215,18 @@ def test_attended_transfer(box: Box) -> None:
         bob.wait_registered()
         carol.wait_registered(timeout=15)
 
-        alice.send(f"call {box.uri('102')}")
-        alice_call = int(alice.wait_event(lambda e: e["event"] == "calling")["call"])
-        to_alice = int(bob.wait_event(lambda e: e["event"] == "incoming", 20)["call"])
+        alice_call = alice.place_call(box.uri("102"))
+        to_alice = int(bob.wait_incoming(timeout=20)["call"])
         bob.wait_state(to_alice, "CONFIRMED")
         alice.wait_state(alice_call, "CONFIRMED")
         time.sleep(BEFORE)  # 101 and 102 talk
 
         alice_mark, mark = alice.mark(), bob.mark()
         bob.send(f"hold {to_alice}")
-        bob.wait_media(to_alice, "local_hold", since=mark)
-        alice.wait_media(alice_call, "remote_hold", since=alice_mark)  # the box relayed it
+        bob.wait_media(to_alice, "LOCAL_HOLD", since=mark)
+        alice.wait_media(alice_call, "REMOTE_HOLD", since=alice_mark)  # the box relayed it
 
-        bob.send(f"call {box.uri('103')}")
-        to_carol = int(bob.wait_event(lambda e: e["event"] == "calling", since=mark)["call"])
+        to_carol = bob.place_call(box.uri("103"))
         bob.wait_state(to_carol, "CONFIRMED", timeout=20, since=mark)
         carol.wait_for(rf"Call established: sip:102@{box.host}", timeout=20)
         time.sleep(BEFORE)  # 102 and 103 talk
@@ -242,7 +236,7 @@ def test_attended_transfer(box: Box) -> None:
         for call in (to_alice, to_carol):  # the box hangs up both of the transferor's calls
             wait_request(bob, call, "BYE", mark)
             assert bob.wait_state(call, "DISCONNECTED", since=mark)["code"] == 200
-        alice.wait_media(alice_call, "active", since=alice_mark)  # taken off hold by the box
+        alice.wait_media(alice_call, "ACTIVE", since=alice_mark)  # taken off hold by the box
         time.sleep(AFTER)  # 101 and 103 talk
 
         hangup_mark = alice.mark()

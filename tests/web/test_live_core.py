@@ -15,8 +15,7 @@ from appliance.store import extensions, tokens
 from appliance.store.db import open_db
 from appliance.web import create_app
 from tests.conftest import READY_PREFIX, CoreProcess
-from tests.interop.sipp import credentials, free_port, run_sipp
-from tests.interop.sipp_calls import SippPeers, free_media_port
+from tests.interop.sipp import SippPeers, credentials, free_media_port, free_port, run_sipp
 from tests.web.conftest import ADMIN, Pages, prepare
 
 
