@@ -284,7 +284,6 @@ class Trunks:
         self.gate = Gate()
         self.calls_on: Callable[[str], int] = lambda _name: 0
         self._lines: dict[str, TrunkLine] = {}
-        self._configs: list[Trunk] = []
         self._started = False
 
     def hostport(self, config: Trunk) -> str:
@@ -294,12 +293,10 @@ class Trunks:
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def reload(self, configs: list[Trunk]) -> list[TrunkLine]:
-        """Take the store's trunks: new and changed ones (re)start, removed ones stop.
+        """Take the store's trunks: new and changed ones (re)start, removed ones stop; the
+        others, and their calls, go on untouched.
 
         Returns the lines that stopped; their un-REGISTER is the caller's to await."""
-        self._configs = configs
-        if not self._started:
-            return []
         stopped: list[TrunkLine] = []
         wanted = {c.name: c for c in configs}
         for name, line in list(self._lines.items()):
@@ -309,13 +306,16 @@ class Trunks:
             if config.name not in self._lines:
                 line = TrunkLine(config, self)
                 self._lines[config.name] = line
-                line.start()
+                if self._started:
+                    line.start()
         self._lines = {c.name: self._lines[c.name] for c in configs}  # the configured order
         return stopped
 
     def start(self) -> None:
+        """Start every trunk's registration and keep-alive (once the endpoint listens)."""
         self._started = True
-        self.reload(self._configs)
+        for line in self._lines.values():
+            line.start()
 
     async def close(self) -> None:
         for line in list(self._lines.values()):
