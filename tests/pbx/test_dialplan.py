@@ -23,7 +23,6 @@ from appliance.store import dids, extensions, routes, settings, trunks
 from appliance.store.database import Database
 from appliance.store.db import open_db
 
-
 INTERNAL = Origin()
 """A call from an extension."""
 
