@@ -128,13 +128,16 @@ class DialPlan:
         caller = self.directory.extension(call.a.number)
         caller_id = caller.caller_id if caller is not None else ""
         if numbering.is_emergency(number, self.country):
-            every = self.trunks.names()
-            return Outbound(number, every, caller_id)
+            # An extension of the same number wins above: it was configured so on purpose
+            # (101-104 are extensions in many Russian offices); 112 and 9 + the number remain.
+            return Outbound(number, self.trunks.names(), caller_id)
         found = self._routes.lookup(number)
         if found is None:
             return Hangup(404, f"Not Found (no extension {number})")
         route, stripped, _pattern = found
         dialled = route.prepend + stripped
+        if numbering.is_emergency(dialled, self.country):  # 9 + 112: as urgent as 112
+            return Outbound(dialled, self.trunks.names(), caller_id)
         sent = self.normalize(dialled)
         kind = numbering.classify(dialled, self.country, self.area_code)
         allowed = caller.permissions if caller is not None else frozenset()

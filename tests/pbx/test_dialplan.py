@@ -105,14 +105,18 @@ def test_a_class_the_extension_may_not_call_is_refused_with_the_reason(plan: Dia
 
 
 def test_emergency_numbers_go_out_on_every_trunk_whatever_the_permissions(
-    plan: DialPlan,
+    db: Database, plan: DialPlan
 ) -> None:
-    for number in ("112", "101", "103"):
-        if number == "101":
-            continue  # 101 is an extension of this office: the extension wins
-        assert resolve(plan, number, caller="102") == Outbound(
-            number, ("gw", "moscow", "spare"), ""
-        )
+    every = ("gw", "moscow", "spare")
+    assert resolve(plan, "112", caller="102") == Outbound("112", every, "")
+    assert resolve(plan, "103", caller="102") == Outbound("103", every, "")
+    # An extension numbered like an emergency service (101 in Russia) keeps its number...
+    assert resolve(plan, "101", caller="102") == Extension("101")
+    # ... and the service is reached through a route's prefix, on every trunk, not the
+    # route's own, whatever the caller may call.
+    routes.add(db, "short", ["9|XXX"], ["moscow"])
+    plan.load(db)
+    assert resolve(plan, "9101", caller="102") == Outbound("101", every, "")
 
 
 def test_unknown_numbers_are_not_found(plan: DialPlan) -> None:
