@@ -161,6 +161,11 @@ class CallEngine:
         origin, caller, name = self._identify(req, txn)
         if origin is None:
             return
+        line = self.trunks.get(origin.trunk) if origin.trunk else None
+        if line is not None and not line.has_room():
+            self._reject(req, txn, 503, f"Service Unavailable (trunk {line.name} is full)",
+                         caller=caller)  # fmt: skip
+            return
         offer = None
         if req.body:
             try:

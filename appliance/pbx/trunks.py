@@ -182,12 +182,14 @@ class TrunkLine:
     def active_calls(self) -> int:
         return self.owner.calls_on(self.name)
 
-    def usable(self) -> bool:
-        """Whether a new outbound call may be sent to this trunk now."""
-        if self.state in ("disabled", "failed", "unreachable"):
-            return False
+    def has_room(self) -> bool:
+        """Whether one more call fits within the trunk's `max_calls` (either direction)."""
         limit = self.config.max_calls
         return limit == 0 or self.active_calls < limit
+
+    def usable(self) -> bool:
+        """Whether a new outbound call may be sent to this trunk now."""
+        return self.state not in ("disabled", "failed", "unreachable") and self.has_room()
 
     def status(self) -> dict[str, Any]:
         reg = self.registration

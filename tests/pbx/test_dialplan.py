@@ -178,3 +178,17 @@ def test_the_did_is_read_where_the_provider_puts_it(plan: DialPlan) -> None:
     # The DID in the Request-URI.
     assert line.did_of(_invite("sip:74951230000@127.0.0.1:5060")) == "74951230000"
     assert line.caller_of(_invite("sip:x@127.0.0.1")) == ("74997654321", "")
+
+
+def test_a_full_trunk_takes_no_new_call_in_either_direction(db: Database, plan: DialPlan) -> None:
+    trunks.update(db, "moscow", max_calls=2)
+    lines = plan.trunks
+    lines.reload(trunks.list_all(db))
+    busy = {"moscow": 2, "spare": 5}
+    lines.calls_on = lambda name: busy.get(name, 0)
+    moscow, spare = lines.get("moscow"), lines.get("spare")
+    assert moscow is not None and spare is not None
+    assert not moscow.has_room() and not moscow.usable()
+    assert spare.has_room()  # no limit
+    busy["moscow"] = 1
+    assert moscow.has_room()
