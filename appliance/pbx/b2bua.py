@@ -158,6 +158,10 @@ class CallEngine:
         if req.to.tag:
             self.sessions.on_reinvite(req, txn)
             return
+        hops = req.int_header("Max-Forwards")
+        if hops is not None and hops <= 0:
+            txn.respond(self.endpoint.response(req, 483))  # a loop between trunks (§16.3)
+            return
         origin, caller, name = self._identify(req, txn)
         if origin is None:
             return
@@ -173,10 +177,6 @@ class CallEngine:
             except sdp.SdpError as exc:
                 self._reject(req, txn, 400, f"Bad Request (SDP: {exc})")
                 return
-        hops = req.int_header("Max-Forwards")
-        if hops is not None and hops <= 0:
-            txn.respond(self.endpoint.response(req, 483))  # a loop between trunks (§16.3)
-            return
         timer = session_expires(req)  # (a SipParseError becomes a 400 at the endpoint)
         if timer is not None and timer[0] < MIN_SE:
             txn.respond(self.endpoint.response(req, 422, headers=[("Min-SE", str(MIN_SE))]))
@@ -502,9 +502,12 @@ class CallEngine:
             self.endpoint.send(bytes(ack), fork.dest)  # the 2xx retransmitted
             return
         if call.state != "ringing" or fork.done:
-            # Another phone won, or the call is gone: ACK and BYE this one (§13.2.2.4).
+            # Another phone won, or the call is gone: ACK and BYE this one (§13.2.2.4); a
+            # repeated 2xx (our ACK lost) is ACKed again, and not hung up twice.
             self.endpoint.send(bytes(dialog.ack(cseq)), fork.dest)
-            self.endpoint.request(dialog.request("BYE"), fork.dest)
+            if fork.hung_up != dialog.id:
+                self.endpoint.request(dialog.request("BYE"), fork.dest)
+                fork.hung_up = dialog.id
             fork.done = True
             return
         fork.done = True

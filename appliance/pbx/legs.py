@@ -209,6 +209,9 @@ class Fork:
         self.rseq = 0
         self.done = False
         self.cancelled = False
+        self.hung_up: tuple[str, str, str] | None = None
+        """The dialog of a late 2xx the box ACKed and hung up (BYE once, however often the
+        2xx comes)."""
         self.last_request: Request | None = None
         """The INVITE outstanding when the call ended and let go of `invite`: a 2xx crossing
         the CANCEL still comes, and is ACKed and hung up from it (RFC 3261 §15)."""

@@ -118,14 +118,20 @@ class Sessions:
         if peer.direction == wanted:
             self._answer_reoffer(leg, req, txn, sdp.answer_direction(wanted))
             return
+        peer_before = peer.direction
 
         def answered(resp: Response) -> None:
             if resp.status < 200:
                 return
-            if resp.status >= 300:
+            withdrawn = txn.state not in (State.TRYING, State.PROCEEDING)
+            if resp.status >= 300 or withdrawn:
                 leg.restore(before)  # RFC 3264 §8: a rejected offer changes nothing
-            if txn.state not in (State.TRYING, State.PROCEEDING):
-                return  # the phone CANCELled its re-INVITE meanwhile, and was answered 487
+            if withdrawn:
+                # The phone CANCELled its re-INVITE meanwhile and was answered 487, so its
+                # offer never took effect (RFC 3261 §9.2): if the peer took it, undo it there.
+                if resp.status < 300:
+                    self.reinvite(peer, peer_before)
+                return
             if resp.status < 300:
                 # The peer's answer says what it does; we do the same toward this phone.
                 self._answer_reoffer(leg, req, txn, peer.remote_direction)
@@ -186,6 +192,7 @@ class Sessions:
             return
         codecs = [leg.codec] if leg.codec else []
         codecs += [c for c in leg.offered if leg.codec is None or c.name != leg.codec.name]
+        agreed = leg.direction
         body = leg.our_sdp(codecs or leg.offered, direction)
 
         def response(resp: Response) -> None:
@@ -209,6 +216,7 @@ class Sessions:
                     logger.info("re-INVITE answer unusable: %s", exc)
             else:
                 leg.invite = None
+                leg.direction = agreed  # RFC 3264 §8: the refused offer changed nothing
             if done is not None:
                 done(resp)
 
