@@ -139,10 +139,11 @@ class TrunkLine:
 
     async def ping(self, timeout: float = 5.0) -> float:
         """One OPTIONS round trip to the trunk now, in ms; TimeoutError if none came."""
+        # A probe that is never started: ping() alone.
         probe = self.keepalive or KeepAlive(
             self.owner.endpoint, self.dest, f"sip:{self.config.server}",
             f"{self.transport} {self.owner.hostport(self.config)}", 60.0,
-        )  # fmt: skip  (a probe that is never started: ping() alone)
+        )  # fmt: skip  # fmt: skip  (a probe that is never started: ping() alone)
         return await asyncio.wait_for(probe.ping(), timeout)
 
     def _changed(self, _what: object) -> None:
