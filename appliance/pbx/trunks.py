@@ -143,7 +143,7 @@ class TrunkLine:
         probe = self.keepalive or KeepAlive(
             self.owner.endpoint, self.dest, f"sip:{self.config.server}",
             f"{self.transport} {self.owner.hostport(self.config)}", 60.0,
-        )  # fmt: skip  # fmt: skip  (a probe that is never started: ping() alone)
+        )  # fmt: skip
         return await asyncio.wait_for(probe.ping(), timeout)
 
     def _changed(self, _what: object) -> None:
