@@ -697,7 +697,18 @@ def _is_short(digits: str, plan: NumberingPlan) -> bool:
     )
 
 
+MAX_E164_DIGITS = 15
+"""ITU-T E.164 §6: an international number has at most 15 digits."""
+
+
 def _normalize(digits: str, plan: NumberingPlan, area: str) -> str:
+    e164 = _e164(digits, plan, area)
+    if e164.startswith("+") and len(e164) - 1 > MAX_E164_DIGITS:
+        raise NumberError(f"{e164}: more than {MAX_E164_DIGITS} digits, the most E.164 allows")
+    return e164
+
+
+def _e164(digits: str, plan: NumberingPlan, area: str) -> str:
     if digits.startswith("+") or _is_short(digits, plan):
         return digits
     for prefix in sorted(plan.international_prefixes, key=len, reverse=True):

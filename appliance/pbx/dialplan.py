@@ -138,8 +138,11 @@ class DialPlan:
         dialled = route.prepend + stripped
         if numbering.is_emergency(dialled, self.country):  # 9 + 112: as urgent as 112
             return Outbound(dialled, self.trunks.names(), caller_id)
-        sent = self.normalize(dialled)
-        kind = numbering.classify(dialled, self.country, self.area_code)
+        try:
+            sent = numbering.normalize(dialled, self.country, self.area_code)
+            kind = numbering.classify(dialled, self.country, self.area_code)
+        except numbering.NumberError as exc:
+            return Hangup(484, f"Address Incomplete ({exc})")
         allowed = caller.permissions if caller is not None else frozenset()
         if kind not in ("internal", "emergency") and kind not in allowed:
             what = CLASS_NAMES.get(kind, kind)

@@ -195,12 +195,15 @@ class TrunkLine:
     def status(self) -> dict[str, Any]:
         reg = self.registration
         keep = self.keepalive
+        last = reg.last_response if reg is not None else None
+        if last is None and keep is not None:
+            last = keep.last_response  # an IP trunk: the last answer to OPTIONS
         return {
             "name": self.name,
             "kind": self.config.kind,
             "server": self.config.server,
             "state": self.state,
-            "last_response": reg.last_response if reg is not None else None,
+            "last_response": last,
             "registered_until": reg.expires_at if reg is not None else None,
             "options_rtt_ms": keep.rtt_ms if keep is not None else None,
             "calls": self.active_calls,

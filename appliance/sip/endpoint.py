@@ -48,6 +48,9 @@ KNOWN_METHODS = frozenset(
 
 Handler = Callable[[Request, ServerTransaction], None]
 
+BIND_ATTEMPTS = 10
+"""Tries at a free UDP+TCP port pair when listening on port 0."""
+
 
 _TAG_BYTES = 6
 _random_pool = b""
@@ -83,13 +86,25 @@ class SipEndpoint:
         """Serve UDP (and TCP) on host:port. Must run inside the event loop that will serve."""
         loop = asyncio.get_running_loop()
         self._layer = TransactionLayer(self.send, self._timers)
-        _, udp = await loop.create_datagram_endpoint(
-            lambda: UdpTransport(self.receive), local_addr=(host, port)
-        )
-        self.udp = udp
-        if tcp:
+        for attempt in range(BIND_ATTEMPTS):
+            _, udp = await loop.create_datagram_endpoint(
+                lambda: UdpTransport(self.receive), local_addr=(host, port)
+            )
+            self.udp = udp
+            if not tcp:
+                return
             self.tcp = TcpTransport(self.receive)
-            await self.tcp.listen(host, udp.local[1])
+            try:
+                await self.tcp.listen(host, udp.local[1])
+                return
+            except OSError:
+                # Port 0: the UDP port the kernel chose may be a TCP connection's local port;
+                # take another pair. A port that was asked for is refused as it is.
+                udp.close()
+                self.tcp.close()
+                self.udp = self.tcp = None
+                if port != 0 or attempt == BIND_ATTEMPTS - 1:
+                    raise
 
     @property
     def transactions(self) -> TransactionLayer:

@@ -192,3 +192,12 @@ def test_a_full_trunk_takes_no_new_call_in_either_direction(db: Database, plan: 
     assert spare.has_room()  # no limit
     busy["moscow"] = 1
     assert moscow.has_room()
+
+
+def test_a_number_no_one_can_dial_is_refused_as_incomplete(plan: DialPlan) -> None:
+    refused = "number '8104*31#4420794609': '*' and '#' only in short codes (6 or fewer)"
+    assert resolve(plan, "98104*31#4420794609") == Hangup(484, f"Address Incomplete ({refused})")
+    too_long = "+4420794609581234567: more than 15 digits, the most E.164 allows"
+    assert resolve(plan, "98104420794609581234567", caller="102") == Hangup(
+        484, f"Address Incomplete ({too_long})"
+    )
