@@ -30,7 +30,18 @@ def when(ts: float | None) -> str:
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the app. `config` needs DATA_DIR (the data directory); HTTPS=True marks cookies
     Secure. Anything else overrides Flask's configuration (tests pass TESTING and friends)."""
-    from appliance.web import api, auth, cdrs, dashboard, extensions, setup, system
+    from appliance.web import (
+        api,
+        auth,
+        cdrs,
+        dashboard,
+        dids,
+        extensions,
+        routes,
+        setup,
+        system,
+        trunks,
+    )
 
     app = Flask(__name__)
     app.config.update(
@@ -58,7 +69,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.add_template_filter(when)
     csrf.init_app(app)
     auth.init_app(app)
-    for module in (auth, setup, dashboard, extensions, cdrs, system, api):
+    for module in (auth, setup, dashboard, extensions, trunks, dids, routes, cdrs, system, api):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)  # bearer tokens, never cookies: there is nothing to forge
     return app

@@ -1,6 +1,7 @@
-"""The REST API under /api/v1: extensions, call records, registrations and live calls, for
-CRMs and scripts. Bearer-token authentication (tokens made on the system page); every error is
-JSON `{"error": {"code", "message"}}`; described by /api/v1/openapi.json (appliance.web.openapi).
+"""The REST API under /api/v1: extensions, SIP trunks, the office's numbers (DIDs), outbound
+routes, call records, registrations and live calls, for CRMs and scripts. Bearer-token
+authentication (tokens made on the system page); every error is JSON `{"error": {"code",
+"message"}}`; described by /api/v1/openapi.json (appliance.web.openapi).
 """
 
 from __future__ import annotations
@@ -11,14 +12,22 @@ from typing import Any
 from flask import Blueprint, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
-from appliance.store import cdrs, extensions, registrations, tokens
+from appliance.numbering import PERMISSION_CLASSES
+from appliance.store import cdrs, destinations, dids, extensions, registrations, routes, tokens
+from appliance.store import trunks as trunk_store
+from appliance.store.db import transaction
+from appliance.store.dids import DidError, DidTaken
 from appliance.store.extensions import ExtensionError, ExtensionExists
+from appliance.store.routes import RouteError, RouteExists
+from appliance.store.trunks import TrunkError, TrunkExists
 from appliance.web import corectl
 from appliance.web.auth import access, get_db, view_access
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-CDR_QUERY = frozenset({"since", "until", "extension", "disposition", "limit", "offset"})
+CDR_QUERY = frozenset(
+    {"since", "until", "extension", "disposition", "direction", "trunk", "limit", "offset"}
+)
 """The query parameters /cdrs takes (appliance.web.openapi documents each)."""
 
 
@@ -50,8 +59,33 @@ def _authenticate() -> None:
         raise ApiError(403, "this token is read-only (role viewer)")
 
 
-def _body(allowed: dict[str, bool]) -> dict[str, str]:
-    """The JSON object of a request: only `allowed` keys (True = required), all strings."""
+KINDS = {
+    "string": "a string",
+    "integer": "a whole number",
+    "boolean": "true or false",
+    "strings": "a list of strings",
+}
+"""The JSON types a body field may be (`_body`), and how a refusal names each."""
+
+
+def _typed(value: object, kind: str) -> bool:
+    if kind == "integer":
+        return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "boolean":
+        return isinstance(value, bool)
+    if kind == "strings":
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    return isinstance(value, str)
+
+
+def _body(
+    allowed: dict[str, bool], kinds: dict[str, str] | None = None, *, some: bool = False,
+    enums: dict[str, tuple[str, ...]] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The JSON object of a request: only `allowed` keys (True = required), each of its kind
+    in `kinds` (default: a string), each in `enums` one of those words exactly (the store
+    would read other cases and spaces too; the API takes what its document says); `some` asks
+    for at least one key (a change)."""
     data = request.get_json(silent=True)
     if not isinstance(data, dict):
         raise ApiError(400, "the body must be a JSON object (Content-Type: application/json)")
@@ -61,14 +95,24 @@ def _body(allowed: dict[str, bool]) -> dict[str, str]:
     missing = [key for key, required in allowed.items() if required and key not in data]
     if missing:
         raise ApiError(400, f"missing fields: {', '.join(missing)}")
+    if some and not data:
+        raise ApiError(400, f"nothing to change: give one or more of {', '.join(allowed)}")
     for key, value in data.items():
-        if not isinstance(value, str):
-            raise ApiError(400, f"{key} must be a string")
+        kind = (kinds or {}).get(key, "string")
+        if not _typed(value, kind):
+            raise ApiError(400, f"{key} must be {KINDS[kind]}")
+        words = (enums or {}).get(key)
+        if words is not None and not set(value if kind == "strings" else [value]) <= set(words):
+            raise ApiError(400, f"{key} must be {'each ' if kind == 'strings' else ''}one of"
+                           f" {', '.join(words)}")  # fmt: skip
     return data
 
 
 def _extension_json(ext: extensions.Extension, registered: int) -> dict[str, Any]:
-    return {"number": ext.number, "name": ext.name, "registered": registered}
+    return {
+        "number": ext.number, "name": ext.name, "registered": registered,
+        "permissions": list(ext.permissions), "caller_id": ext.caller_id,
+    }  # fmt: skip
 
 
 def _registered(number: str | None = None) -> dict[str, int]:
@@ -132,9 +176,19 @@ def get_extension(number: str) -> ResponseReturnValue:
 @access("admin")
 def update_extension(number: str) -> ResponseReturnValue:
     _extension(number)
-    data = _body({"name": True})
+    data = _body(
+        {"name": False, "permissions": False, "caller_id": False}, {"permissions": "strings"},
+        some=True, enums={"permissions": PERMISSION_CLASSES},
+    )  # fmt: skip
+    db = get_db()
     try:
-        extensions.rename(get_db(), number, data["name"].strip())
+        with transaction(db):  # all of it or nothing
+            if "name" in data:
+                extensions.rename(db, number, data["name"].strip())
+            if "permissions" in data:
+                extensions.set_permissions(db, number, data["permissions"])
+            if "caller_id" in data:
+                extensions.set_caller_id(db, number, data["caller_id"])
     except ExtensionError as exc:
         raise _rejected(exc) from None
     corectl.reload()
@@ -145,7 +199,10 @@ def update_extension(number: str) -> ResponseReturnValue:
 @access("admin")
 def delete_extension(number: str) -> ResponseReturnValue:
     _extension(number)
-    extensions.remove(get_db(), number)
+    try:
+        extensions.remove(get_db(), number)
+    except ExtensionError as exc:  # a DID or a setting still sends calls to it
+        raise ApiError(409, str(exc)) from None
     corectl.reload()
     return "", 204
 
@@ -189,11 +246,19 @@ def list_cdrs() -> ResponseReturnValue:
     extension = request.args.get("extension")
     if extension is not None and not extensions.NUMBER_RE.match(extension):
         raise ApiError(400, "extension must be 2 to 6 digits")
+    direction = request.args.get("direction")
+    if direction is not None and direction not in cdrs.DIRECTIONS:
+        raise ApiError(400, f"direction must be one of {', '.join(cdrs.DIRECTIONS)}")
+    trunk = request.args.get("trunk")
+    if trunk is not None and not trunk_store.NAME_RE.match(trunk):
+        raise ApiError(400, "trunk must be a trunk name (lower-case letters, digits, - and _)")
     where = cdrs.Filter(
         since=_number_arg("since", 0, 1e10),
         until=_number_arg("until", 0, 1e10),
         extension=extension,
         disposition=disposition,
+        direction=direction,
+        trunk=trunk,
     )
     limit = int(_number_arg("limit", 1, 1000, integer=True) or 100)
     offset = int(_number_arg("offset", 0, 1e9, integer=True) or 0)
@@ -225,3 +290,280 @@ def list_registrations() -> ResponseReturnValue:
 def list_calls() -> ResponseReturnValue:
     state = corectl.status()
     return jsonify(core="running" if state else "stopped", calls=state["calls"] if state else [])
+
+
+# --- trunks -----------------------------------------------------------------------------------
+
+TRUNK_FIELDS: dict[str, str] = {
+    "kind": "string", "server": "string", "outbound_proxy": "string", "transport": "string",
+    "username": "string", "auth_user": "string", "password": "string", "from_user": "string",
+    "from_domain": "string", "codecs": "string", "max_calls": "integer", "expires": "integer",
+    "options_interval": "integer", "external_address": "string", "match_cidrs": "string",
+    "did_from": "string", "late_offer": "boolean", "enabled": "boolean",
+}  # fmt: skip
+"""What a trunk's body may set, and each field's JSON type (the store's fields)."""
+
+TRUNK_ENUMS: dict[str, tuple[str, ...]] = {
+    "kind": trunk_store.KINDS,
+    "transport": trunk_store.TRANSPORTS,
+}
+
+LIVE_KEYS = ("state", "last_response", "registered_until", "options_rtt_ms", "calls")
+
+
+def _trunk_json(trunk: trunk_store.Trunk, live: dict[str, Any] | None) -> dict[str, Any]:
+    """A trunk as the API shows it: its settings with the password masked (`********`, or ""
+    when none is set), and `status` as the running core reports it (null when it does not)."""
+    shown = trunk.masked()
+    del shown["instance"]  # the box's own Contact parameter, nothing to set
+    shown["status"] = None if live is None else {k: live.get(k) for k in LIVE_KEYS}
+    return shown
+
+
+def _live_trunks() -> dict[str, dict[str, Any]]:
+    core = corectl.status()
+    return {t["name"]: t for t in (core or {}).get("trunks", [])}
+
+
+def _trunk(name: str) -> trunk_store.Trunk:
+    trunk = trunk_store.get(get_db(), name)
+    if trunk is None:
+        raise ApiError(404, f"no trunk {name}")
+    return trunk
+
+
+@bp.route("/trunks", methods=["GET"])
+@access("viewer")
+def list_trunks() -> ResponseReturnValue:
+    live = _live_trunks()
+    rows = [_trunk_json(t, live.get(t.name)) for t in trunk_store.list_all(get_db())]
+    return jsonify(trunks=rows)
+
+
+@bp.route("/trunks", methods=["POST"])
+@access("admin")
+def create_trunk() -> ResponseReturnValue:
+    data = _body(
+        {**dict.fromkeys(TRUNK_FIELDS, False), "name": True, "server": True}, TRUNK_FIELDS,
+        enums=TRUNK_ENUMS,
+    )  # fmt: skip
+    name = data.pop("name")
+    try:
+        trunk = trunk_store.add(get_db(), name, **data)
+    except TrunkError as exc:
+        raise ApiError(409 if isinstance(exc, TrunkExists) else 400, str(exc)) from None
+    corectl.reload()
+    return jsonify(_trunk_json(trunk, _live_trunks().get(name))), 201
+
+
+@bp.route("/trunks/<name>", methods=["GET"])
+@access("viewer")
+def get_trunk(name: str) -> ResponseReturnValue:
+    return jsonify(_trunk_json(_trunk(name), _live_trunks().get(name)))
+
+
+@bp.route("/trunks/<name>", methods=["PATCH"])
+@access("admin")
+def update_trunk(name: str) -> ResponseReturnValue:
+    _trunk(name)
+    data = _body(dict.fromkeys(TRUNK_FIELDS, False), TRUNK_FIELDS, some=True, enums=TRUNK_ENUMS)
+    try:
+        trunk = trunk_store.update(get_db(), name, **data)
+    except TrunkError as exc:
+        raise ApiError(400, str(exc)) from None
+    corectl.reload()
+    return jsonify(_trunk_json(trunk, _live_trunks().get(name)))
+
+
+@bp.route("/trunks/<name>", methods=["DELETE"])
+@access("admin")
+def delete_trunk(name: str) -> ResponseReturnValue:
+    _trunk(name)
+    try:
+        trunk_store.remove(get_db(), name)
+    except TrunkError as exc:  # a route or a DID uses it
+        raise ApiError(409, str(exc)) from None
+    corectl.reload()
+    return "", 204
+
+
+@bp.route("/trunks/<name>/test", methods=["POST"])
+@access("admin")
+def test_trunk(name: str) -> ResponseReturnValue:
+    """The trunk's state and an OPTIONS round trip now, from the running core."""
+    _trunk(name)
+    answer = corectl.trunk_test(name)
+    if answer is None:
+        raise ApiError(409, "the core is not running: start it to test a trunk")
+    if "error" in answer:
+        raise ApiError(409, f"the core did not test trunk {name}: {answer['error']}")
+    return jsonify(answer)
+
+
+# --- the office's numbers (DIDs) --------------------------------------------------------------
+
+
+def _did_json(did: dids.Did) -> dict[str, Any]:
+    return {
+        "number": did.number, "label": did.label, "trunk": did.trunk,
+        "destination": did.destination,
+        "destination_description": destinations.describe(get_db(), did.destination),
+    }  # fmt: skip
+
+
+def _did(number: str) -> dids.Did:
+    did = dids.get(get_db(), number)
+    if did is None:
+        raise ApiError(404, f"no DID {dids.normalize_or_text(get_db(), number)}")
+    return did
+
+
+@bp.route("/dids", methods=["GET"])
+@access("viewer")
+def list_dids() -> ResponseReturnValue:
+    return jsonify(dids=[_did_json(d) for d in dids.list_all(get_db())])
+
+
+@bp.route("/dids", methods=["POST"])
+@access("admin")
+def create_did() -> ResponseReturnValue:
+    data = _body({"number": True, "destination": True, "label": False, "trunk": False})
+    try:
+        did = dids.add(
+            get_db(), data["number"], data["destination"], data.get("label", ""),
+            data.get("trunk", ""),
+        )  # fmt: skip
+    except DidError as exc:
+        raise ApiError(409 if isinstance(exc, DidTaken) else 400, str(exc)) from None
+    corectl.reload()
+    return jsonify(_did_json(did)), 201
+
+
+@bp.route("/dids/<number>", methods=["GET"])
+@access("viewer")
+def get_did(number: str) -> ResponseReturnValue:
+    return jsonify(_did_json(_did(number)))
+
+
+@bp.route("/dids/<number>", methods=["PATCH"])
+@access("admin")
+def update_did(number: str) -> ResponseReturnValue:
+    did = _did(number)
+    data = _body({"destination": False, "label": False, "trunk": False}, some=True)
+    try:
+        changed = dids.update(
+            get_db(), did.number, destination=data.get("destination"), label=data.get("label"),
+            trunk=data.get("trunk"),
+        )  # fmt: skip
+    except DidError as exc:
+        raise ApiError(400, str(exc)) from None
+    corectl.reload()
+    return jsonify(_did_json(changed))
+
+
+@bp.route("/dids/<number>", methods=["DELETE"])
+@access("admin")
+def delete_did(number: str) -> ResponseReturnValue:
+    did = _did(number)
+    try:
+        dids.remove(get_db(), did.number)
+    except DidError as exc:  # an extension or a route presents it as caller ID
+        raise ApiError(409, str(exc)) from None
+    corectl.reload()
+    return "", 204
+
+
+# --- outbound routes --------------------------------------------------------------------------
+
+ROUTE_KINDS = {"patterns": "strings", "trunks": "strings", "position": "integer"}
+
+
+def _route_json(route: routes.Route) -> dict[str, Any]:
+    return {
+        "name": route.name, "position": route.position, "patterns": list(route.patterns),
+        "trunks": list(route.trunks), "prepend": route.prepend, "caller_id": route.caller_id,
+    }  # fmt: skip
+
+
+def _route(name: str) -> routes.Route:
+    route = routes.get(get_db(), name)
+    if route is None:
+        raise ApiError(404, f"no route {name}")
+    return route
+
+
+@bp.route("/routes", methods=["GET"])
+@access("viewer")
+def list_routes() -> ResponseReturnValue:
+    """Every route in the order they are tried."""
+    return jsonify(routes=[_route_json(r) for r in routes.list_all(get_db())])
+
+
+@bp.route("/routes", methods=["POST"])
+@access("admin")
+def create_route() -> ResponseReturnValue:
+    data = _body(
+        {"name": True, "patterns": True, "trunks": True, "prepend": False, "caller_id": False,
+         "position": False},
+        ROUTE_KINDS,
+    )  # fmt: skip
+    try:
+        route = routes.add(
+            get_db(), data["name"], data["patterns"], data["trunks"], data.get("prepend", ""),
+            data.get("caller_id", ""), data.get("position"),
+        )  # fmt: skip
+    except RouteError as exc:
+        raise ApiError(409 if isinstance(exc, RouteExists) else 400, str(exc)) from None
+    corectl.reload()
+    return jsonify(_route_json(route)), 201
+
+
+@bp.route("/routes/<name>", methods=["GET"])
+@access("viewer")
+def get_route(name: str) -> ResponseReturnValue:
+    return jsonify(_route_json(_route(name)))
+
+
+@bp.route("/routes/<name>", methods=["PATCH"])
+@access("admin")
+def update_route(name: str) -> ResponseReturnValue:
+    _route(name)
+    data = _body(
+        {"patterns": False, "trunks": False, "prepend": False, "caller_id": False}, ROUTE_KINDS,
+        some=True,
+    )  # fmt: skip
+    try:
+        route = routes.update(
+            get_db(), name, patterns=data.get("patterns"), trunks=data.get("trunks"),
+            prepend=data.get("prepend"), caller_id=data.get("caller_id"),
+        )  # fmt: skip
+    except RouteError as exc:
+        raise ApiError(400, str(exc)) from None
+    corectl.reload()
+    return jsonify(_route_json(route))
+
+
+@bp.route("/routes/<name>/move", methods=["POST"])
+@access("admin")
+def move_route(name: str) -> ResponseReturnValue:
+    """Put a route at `position` (1 is tried first); answers every route in the new order."""
+    _route(name)
+    data = _body({"position": True}, ROUTE_KINDS)
+    try:
+        routes.move(get_db(), name, data["position"])
+    except RouteError as exc:
+        raise ApiError(400, str(exc)) from None
+    corectl.reload()
+    return jsonify(routes=[_route_json(r) for r in routes.list_all(get_db())])
+
+
+@bp.route("/routes/<name>", methods=["DELETE"])
+@access("admin")
+def delete_route(name: str) -> ResponseReturnValue:
+    _route(name)
+    try:
+        routes.remove(get_db(), name)
+    except RouteError as exc:  # calls are still sent to it
+        raise ApiError(409, str(exc)) from None
+    corectl.reload()
+    return "", 204

@@ -27,7 +27,7 @@ PAGE = 50
 CSV_COLUMNS = (
     "id", "started", "answered", "ended", "caller", "caller_name", "dialled", "answered_by",
     "disposition", "duration", "billsec", "hangup_side", "hangup_cause", "codec_caller",
-    "codec_callee",
+    "codec_callee", "direction", "trunk", "did", "did_label", "sent",
 )  # fmt: skip
 
 
@@ -36,6 +36,13 @@ def cell(value: object) -> object:
     if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
         return "'" + value
     return value
+
+
+def filter_form() -> CdrFilterForm:
+    """The filter form over this request's query, its trunk choices from the store."""
+    form = CdrFilterForm(request.args)
+    form.offer(get_db())
+    return form
 
 
 def office_zone() -> ZoneInfo:
@@ -58,6 +65,8 @@ def selection(form: CdrFilterForm, zone: ZoneInfo) -> cdrs.Filter | None:
             until=day_start(until + timedelta(days=1), zone) if until else None,
             extension=(form.extension.data or "").strip() or None,
             disposition=form.disposition.data or None,
+            direction=form.direction.data or None,
+            trunk=form.trunk.data or None,
         )
     except (OverflowError, ValueError):
         reject(form.until, "This date is out of range.")
@@ -73,7 +82,7 @@ def local_time(ts: float | None, zone: ZoneInfo) -> str:
 @bp.route("")
 @access("viewer")
 def index() -> ResponseReturnValue:
-    form = CdrFilterForm(request.args)
+    form = filter_form()
     zone = office_zone()
     db = get_db()
     page = request.args.get("page", 1, type=int) or 1
@@ -94,7 +103,7 @@ def index() -> ResponseReturnValue:
 @bp.route("/export.csv")
 @access("viewer")
 def export() -> ResponseReturnValue:
-    form = CdrFilterForm(request.args)
+    form = filter_form()
     zone = office_zone()
     where = selection(form, zone) if form.validate() else None
     if where is None:  # the list shows what is wrong with the filter

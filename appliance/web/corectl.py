@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import current_app, request
+from flask import current_app, flash, request
 
 from appliance import control
 
@@ -26,6 +26,31 @@ def reload() -> bool:
     """Tell the core to apply the stored configuration now; False when it is not running
     (it reads the store when it starts)."""
     return _command("reload")
+
+
+def applied(message: str) -> None:
+    """After a change is committed: tell the core, and flash `message` saying whether it took
+    the change now or will when it starts."""
+    if reload():
+        flash(message)
+    else:
+        flash(f"{message} The core is not running; it applies this when it starts.")
+
+
+def trunk_test(name: str) -> dict[str, Any] | None:
+    """Ask the core to test trunk `name` now: its state and an OPTIONS round trip (`rtt_ms`,
+    `reachable`), or `{"error": ...}` when the core does not run that trunk; None when the core
+    is down. Waits up to 8 s (the core's own ping gives up after 5)."""
+    data = current_app.config["DATA_DIR"]
+    try:
+        answer = control.call(data, "trunk_test", timeout=8.0, name=name)
+    except (control.ControlError, OSError, ValueError) as exc:
+        logger.info("core did not test trunk %s: %s", name, exc)
+        if isinstance(exc, control.ControlError) and not control.socket_path(data).exists():
+            return None
+        return {"error": str(exc) or type(exc).__name__}
+    answer.pop("ok", None)
+    return answer
 
 
 def restart() -> bool:

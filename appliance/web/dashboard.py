@@ -1,4 +1,5 @@
-"""The dashboard: registrations, live calls and system health, refreshed in place by app.js."""
+"""The dashboard: registrations, live calls, trunks and system health, refreshed in place by
+app.js."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from flask import Blueprint, current_app, jsonify, render_template
 from flask.typing import ResponseReturnValue
 
 from appliance.store import cdrs, registrations, settings
-from appliance.web import corectl, health
+from appliance.web import corectl, health, trunks
 from appliance.web.auth import access, get_db
 
 bp = Blueprint("dashboard", __name__)
@@ -41,6 +42,7 @@ def state() -> dict[str, Any]:
         "office": settings.get_str(db, "office.name"),
         "registrations": core["registrations"] if core else registrations.summary(db),
         "calls": core["calls"] if core else [],
+        "trunks": trunks.states(db, core),
         "services": services,
         "health": health.snapshot(current_app.config["DATA_DIR"]),
         "calls_24h": cdrs.count(db, day_ago),

@@ -1,5 +1,6 @@
-"""Extensions: list, add, rename, delete, new SIP password (shown once) and the printable sheet
-of server, user and password for each phone."""
+"""Extensions: list, add, edit (name, the kinds of numbers it may call, its caller ID outside),
+delete, new SIP password (shown once) and the printable sheet of server, user and password for
+each phone."""
 
 from __future__ import annotations
 
@@ -11,16 +12,17 @@ from appliance.store.db import transaction
 from appliance.store.extensions import ExtensionError
 from appliance.web import corectl
 from appliance.web.auth import access, get_db
-from appliance.web.forms import ConfirmForm, ExtensionForm, ExtensionNameForm, reject, secret, text
+from appliance.web.forms import (
+    ConfirmForm,
+    ExtensionEditForm,
+    ExtensionForm,
+    refuse,
+    reject,
+    secret,
+    text,
+)  # fmt: skip
 
 bp = Blueprint("extensions", __name__, url_prefix="/extensions")
-
-
-def _applied(message: str) -> None:
-    if corectl.reload():
-        flash(message)
-    else:
-        flash(f"{message} The core is not running; it applies this when it starts.")
 
 
 @bp.route("/")
@@ -49,7 +51,7 @@ def new() -> ResponseReturnValue:
         except ExtensionError as exc:
             reject(form[exc.field], str(exc))
         else:
-            _applied(f"Extension {number} added.")
+            corectl.applied(f"Extension {number} added.")
             return render_template(
                 "sheet.html", entries=[(number, text(form.name), password)],
                 sip_server=corectl.sip_server(),
@@ -68,16 +70,26 @@ def _existing(number: str) -> extensions.Extension:
 @access("admin")
 def edit(number: str) -> ResponseReturnValue:
     ext = _existing(number)
-    form = ExtensionNameForm(data={"name": ext.name})
+    db = get_db()
+    form = ExtensionEditForm(
+        data={"name": ext.name, "permissions": list(ext.permissions), "caller_id": ext.caller_id}
+    )
+    form.offer(db)
     if form.validate_on_submit():
         try:
-            extensions.rename(get_db(), number, text(form.name))
+            with transaction(db):  # all of it or nothing
+                extensions.rename(db, number, text(form.name))
+                extensions.set_permissions(db, number, form.permissions.data or [])
+                extensions.set_caller_id(db, number, text(form.caller_id))
         except ExtensionError as exc:
-            reject(form.name, str(exc))
+            refuse(form, exc.field, str(exc), "name")
         else:
-            _applied(f"Extension {number} saved.")
+            corectl.applied(f"Extension {number} saved.")
             return redirect(url_for("extensions.index"))
-    return render_template("extension_form.html", form=form, number=number, confirm=ConfirmForm())
+    return render_template(
+        "extension_form.html", form=form, number=number, confirm=ConfirmForm(),
+        always=("internal",),
+    )  # fmt: skip
 
 
 @bp.route("/<number>/delete", methods=["POST"])
@@ -85,8 +97,12 @@ def edit(number: str) -> ResponseReturnValue:
 def delete(number: str) -> ResponseReturnValue:
     _existing(number)
     if ConfirmForm().validate_on_submit():
-        extensions.remove(get_db(), number)
-        _applied(f"Extension {number} deleted.")
+        try:
+            extensions.remove(get_db(), number)
+        except ExtensionError as exc:  # a DID or a setting still sends calls to it
+            flash(f"Extension {number} was not deleted: {exc}.", "error")
+        else:
+            corectl.applied(f"Extension {number} deleted.")
     return redirect(url_for("extensions.index"))
 
 
@@ -97,7 +113,7 @@ def password(number: str) -> ResponseReturnValue:
     if not ConfirmForm().validate_on_submit():
         return redirect(url_for("extensions.index"))
     secret = extensions.set_password(get_db(), number)
-    _applied(f"Extension {number} has a new SIP password: enter it in the phone.")
+    corectl.applied(f"Extension {number} has a new SIP password: enter it in the phone.")
     return render_template(
         "sheet.html", entries=[(number, ext.name, secret)], sip_server=corectl.sip_server()
     )
@@ -116,5 +132,5 @@ def sheet() -> ResponseReturnValue:
             (e.number, e.name, extensions.set_password(db, e.number))
             for e in extensions.list_all(db)
         ]
-    _applied(f"New SIP passwords for {len(entries)} extensions: enter them in the phones.")
+    corectl.applied(f"New SIP passwords for {len(entries)} extensions: enter them in the phones.")
     return render_template("sheet.html", entries=entries, sip_server=corectl.sip_server())

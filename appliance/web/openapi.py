@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from appliance.store.cdrs import DISPOSITIONS
+from appliance.numbering import PERMISSION_CLASSES
+from appliance.store.cdrs import DIRECTIONS, DISPOSITIONS
+from appliance.store.destinations import HANGUP_CAUSES
+from appliance.store.trunks import CODECS, DID_SOURCES, KINDS, TRANSPORTS
 
 NUMBER = {"type": "string", "pattern": "^[0-9]{2,6}$", "example": "101"}
 NAME = {"type": "string", "maxLength": 64, "pattern": '^[^"\\\\]*$', "example": "Reception"}
@@ -21,6 +24,38 @@ PASSWORD = {
 }
 NULLABLE_NUMBER = {"type": "number", "nullable": True}
 NULLABLE_TEXT = {"type": "string", "nullable": True}
+ROW_NAME = {"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]{0,31}$"}
+TRUNK_NAME = {**ROW_NAME, "example": "main"}
+ROUTE_NAME = {**ROW_NAME, "example": "local"}
+DID_NUMBER = {
+    "type": "string",
+    "minLength": 1,
+    "example": "+493012345678",
+    "description": "In any written form (`+49 30 1234-5678`, `030 12345678`, a short number);"
+    " stored and answered normalised (E.164 `+...`, or a short number's digits).",
+}
+PERMISSIONS = {
+    "type": "array",
+    "items": {"type": "string", "enum": list(PERMISSION_CLASSES)},
+    "description": "Classes of numbers the extension may call; `internal` is always among"
+    " them (emergency numbers are always allowed).",
+}
+CALLER_ID = {
+    "type": "string",
+    "example": "",
+    "description": "One of the office's DIDs presented on outbound calls; empty for the"
+    " route's or the trunk's. Another number is refused with 400.",
+}
+DESTINATION = {
+    "type": "string",
+    "example": "extension:101",
+    "description": "Where calls to the number go: `extension:NUMBER` (an extension that"
+    f" exists) or `hangup:CAUSE` ({', '.join(HANGUP_CAUSES)}).",
+}
+TRUNK_STATES = (
+    "registered", "registering", "failed", "unreachable", "reachable", "unknown", "disabled"
+)  # fmt: skip
+"""A trunk's state as the core reports it (appliance.pbx.trunks)."""
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -41,6 +76,64 @@ def _ref(name: str) -> dict[str, str]:
 AUTH = {"401": _error("no valid API token")}
 WRITE = {**AUTH, "403": _error("the token's role is viewer: read-only")}
 NUMBER_PARAM = {"name": "number", "in": "path", "required": True, "schema": NUMBER}
+TRUNK_PARAM = {"name": "name", "in": "path", "required": True, "schema": TRUNK_NAME}
+ROUTE_PARAM = {"name": "name", "in": "path", "required": True, "schema": ROUTE_NAME}
+DID_PARAM = {"name": "number", "in": "path", "required": True, "schema": DID_NUMBER}
+
+TRUNK_SETTINGS: dict[str, Any] = {
+    "kind": {
+        "type": "string", "enum": list(KINDS),
+        "description": "register: the box registers with username and password; ip: the"
+        " provider is recognised by its addresses.",
+    },
+    "server": {
+        "type": "string", "example": "sip.example.net:5060",
+        "description": "HOST or HOST:PORT (IPv6 in brackets when a port follows).",
+    },
+    "outbound_proxy": {"type": "string", "description": "HOST[:PORT], or empty for none"},
+    "transport": {"type": "string", "enum": list(TRANSPORTS)},
+    "username": {"type": "string", "description": "at most 64 characters, no spaces"},
+    "auth_user": {"type": "string", "description": "empty for the username"},
+    "password": {
+        "type": "string", "maxLength": 128,
+        "description": "Accepted, never answered: answers show `********` when one is set.",
+    },
+    "from_user": {"type": "string"},
+    "from_domain": {"type": "string"},
+    "codecs": {
+        "type": "string", "example": ",".join(CODECS),
+        "description": f"Comma-separated, most preferred first: some of {', '.join(CODECS)}.",
+    },
+    "max_calls": {"type": "integer", "minimum": 0, "maximum": 1000, "description": "0: no limit"},
+    "expires": {"type": "integer", "minimum": 60, "maximum": 86400},
+    "options_interval": {
+        "type": "integer", "minimum": 0, "maximum": 3600,
+        "description": "Seconds between OPTIONS keep-alives: 0 (off) or 10 to 3600.",
+    },
+    "external_address": {"type": "string"},
+    "match_cidrs": {"type": "string", "description": "comma-separated networks (CIDR)"},
+    "did_from": {
+        "type": "string", "example": "auto",
+        "description": f"{', '.join(DID_SOURCES)} or header:NAME",
+    },
+    "late_offer": {"type": "boolean"},
+    "enabled": {"type": "boolean"},
+}  # fmt: skip
+"""The settings of a trunk. The store checks them (`appliance.store.trunks`) and refuses what
+does not fit with 400; text it trims or reads in any case is not narrowed further here."""
+
+ROUTE_SETTINGS: dict[str, Any] = {
+    "patterns": {
+        "type": "array", "minItems": 1, "items": {"type": "string"}, "example": ["8XXXXXXXXXX"],
+        "description": "Dial patterns (X any digit, Z 1-9, N 2-9, [1-4] ranges, . any more).",
+    },
+    "trunks": {
+        "type": "array", "minItems": 1, "items": TRUNK_NAME,
+        "description": "Trunks that exist, each once, tried in this order.",
+    },
+    "prepend": {"type": "string", "description": "digits put before the number sent"},
+    "caller_id": CALLER_ID,
+}  # fmt: skip
 
 SCHEMAS: dict[str, Any] = {
     "Error": {
@@ -56,11 +149,13 @@ SCHEMAS: dict[str, Any] = {
     },
     "Extension": {
         "type": "object",
-        "required": ["number", "name", "registered"],
+        "required": ["number", "name", "registered", "permissions", "caller_id"],
         "properties": {
             "number": NUMBER,
             "name": NAME,
             "registered": {"type": "integer", "minimum": 0, "description": "bindings now"},
+            "permissions": PERMISSIONS,
+            "caller_id": CALLER_ID,
         },
     },
     "ExtensionWithPassword": {
@@ -83,9 +178,9 @@ SCHEMAS: dict[str, Any] = {
     },
     "ExtensionChange": {
         "type": "object",
-        "required": ["name"],
+        "minProperties": 1,
         "additionalProperties": False,
-        "properties": {"name": NAME},
+        "properties": {"name": NAME, "permissions": PERMISSIONS, "caller_id": CALLER_ID},
     },
     "PasswordChange": {
         "type": "object",
@@ -113,7 +208,138 @@ SCHEMAS: dict[str, Any] = {
             "codec_callee": NULLABLE_TEXT,
             "rtp_caller": {"type": "object", "nullable": True},
             "rtp_callee": {"type": "object", "nullable": True},
+            "direction": {"type": "string", "enum": list(DIRECTIONS)},
+            "trunk": {**NULLABLE_TEXT, "description": "the trunk it came in or went out by"},
+            "did": {**NULLABLE_TEXT, "description": "the office's number an inbound call was to"},
+            "did_label": {**NULLABLE_TEXT, "description": "that number's label at the time"},
+            "sent": {**NULLABLE_TEXT, "description": "the number sent to the provider"},
         },
+    },
+    "Trunk": {
+        "type": "object",
+        "required": ["name", *TRUNK_SETTINGS, "status"],
+        "properties": {
+            "name": TRUNK_NAME,
+            **TRUNK_SETTINGS,
+            "password": {
+                "type": "string",
+                "enum": ["", "********"],
+                "description": "`********` when a password is set: never the password itself",
+            },
+            "created_at": {"type": "number"},
+            "updated_at": {"type": "number"},
+            "status": {
+                "type": "object",
+                "nullable": True,
+                "description": "as the running core reports it; null when it does not run it",
+                "properties": {
+                    "state": {"type": "string", "enum": list(TRUNK_STATES)},
+                    "last_response": NULLABLE_TEXT,
+                    "registered_until": NULLABLE_NUMBER,
+                    "options_rtt_ms": NULLABLE_NUMBER,
+                    "calls": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
+    },
+    "NewTrunk": {
+        "type": "object",
+        "required": ["name", "server"],
+        "additionalProperties": False,
+        "properties": {"name": TRUNK_NAME, **TRUNK_SETTINGS},
+    },
+    "TrunkChange": {
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "properties": TRUNK_SETTINGS,
+    },
+    "TrunkTest": {
+        "type": "object",
+        "required": ["name", "state", "reachable", "rtt_ms"],
+        "properties": {
+            "name": TRUNK_NAME,
+            "kind": {"type": "string", "enum": list(KINDS)},
+            "server": {"type": "string"},
+            "state": {"type": "string", "enum": list(TRUNK_STATES)},
+            "last_response": NULLABLE_TEXT,
+            "registered_until": NULLABLE_NUMBER,
+            "options_rtt_ms": NULLABLE_NUMBER,
+            "calls": {"type": "integer", "minimum": 0},
+            "max_calls": {"type": "integer", "minimum": 0},
+            "reachable": {"type": "boolean", "description": "an OPTIONS answer came back"},
+            "rtt_ms": {**NULLABLE_NUMBER, "description": "its round trip; null without one"},
+        },
+    },
+    "Did": {
+        "type": "object",
+        "required": ["number", "label", "trunk", "destination", "destination_description"],
+        "properties": {
+            "number": {**DID_NUMBER, "description": "normalised"},
+            "label": {"type": "string"},
+            "trunk": {"type": "string", "description": "its trunk; empty for any trunk"},
+            "destination": {"type": "string", "example": "extension:101"},
+            "destination_description": {"type": "string", "example": "extension 101 (Anna)"},
+        },
+    },
+    "NewDid": {
+        "type": "object",
+        "required": ["number", "destination"],
+        "additionalProperties": False,
+        "properties": {
+            "number": DID_NUMBER,
+            "destination": DESTINATION,
+            "label": {"type": "string", "description": "at most 32 characters"},
+            "trunk": {"type": "string", "description": "a trunk's name; empty for any trunk"},
+        },
+    },
+    "DidChange": {
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "properties": {
+            "destination": DESTINATION,
+            "label": {"type": "string", "description": "at most 32 characters"},
+            "trunk": {"type": "string", "description": "a trunk's name; empty for any trunk"},
+        },
+    },
+    "Route": {
+        "type": "object",
+        "required": ["name", "position", "patterns", "trunks", "prepend", "caller_id"],
+        "properties": {
+            "name": ROUTE_NAME,
+            "position": {"type": "integer", "minimum": 1, "description": "1 is tried first"},
+            "patterns": {"type": "array", "items": {"type": "string"}},
+            "trunks": {"type": "array", "items": TRUNK_NAME, "description": "failover order"},
+            "prepend": {"type": "string"},
+            "caller_id": {"type": "string"},
+        },
+    },
+    "NewRoute": {
+        "type": "object",
+        "required": ["name", "patterns", "trunks"],
+        "additionalProperties": False,
+        "properties": {
+            "name": ROUTE_NAME,
+            **ROUTE_SETTINGS,
+            "position": {
+                "type": "integer",
+                "minimum": 1,
+                "description": "where it goes (the others move down); last when not given",
+            },
+        },
+    },
+    "RouteChange": {
+        "type": "object",
+        "minProperties": 1,
+        "additionalProperties": False,
+        "properties": ROUTE_SETTINGS,
+    },
+    "RouteMove": {
+        "type": "object",
+        "required": ["position"],
+        "additionalProperties": False,
+        "properties": {"position": {"type": "integer", "minimum": 1}},
     },
     "Registration": {
         "type": "object",
@@ -142,6 +368,22 @@ SCHEMAS: dict[str, Any] = {
         },
     },
 }
+
+
+def _list(key: str, schema: str, description: str) -> dict[str, Any]:
+    """A 200 answer holding one array `key` of `schema` objects."""
+    return _json(
+        description,
+        {
+            "type": "object",
+            "required": [key],
+            "properties": {key: {"type": "array", "items": _ref(schema)}},
+        },
+    )
+
+
+def _body(schema: str) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": _ref(schema)}}}
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -198,15 +440,13 @@ PATHS: dict[str, Any] = {
             },
         },
         "patch": {
-            "summary": "Rename an extension (its caller ID)",
+            "summary": "Change an extension's name, permission classes or caller ID (all or"
+            " nothing)",
             "operationId": "updateExtension",
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": _ref("ExtensionChange")}},
-            },
+            "requestBody": _body("ExtensionChange"),
             "responses": {
                 "200": _json("changed", _ref("Extension")),
-                "400": _error("invalid name"),
+                "400": _error("invalid name or class; a caller ID that is not a DID; no field"),
                 "404": _error("no such extension"),
                 **WRITE,
             },
@@ -217,6 +457,7 @@ PATHS: dict[str, Any] = {
             "responses": {
                 "204": {"description": "deleted"},
                 "404": _error("no such extension"),
+                "409": _error("a DID or a setting still sends calls to it"),
                 **WRITE,
             },
         },
@@ -245,6 +486,189 @@ PATHS: dict[str, Any] = {
             },
         },
     },
+    "/trunks": {
+        "get": {
+            "summary": "List SIP trunks, with their state in the running core",
+            "operationId": "listTrunks",
+            "responses": {"200": _list("trunks", "Trunk", "every trunk"), **AUTH},
+        },
+        "post": {
+            "summary": "Create a trunk (the password is accepted, never answered)",
+            "operationId": "createTrunk",
+            "requestBody": _body("NewTrunk"),
+            "responses": {
+                "201": _json("created", _ref("Trunk")),
+                "400": _error("an invalid setting (the message names it)"),
+                "409": _error("a trunk of that name exists"),
+                **WRITE,
+            },
+        },
+    },
+    "/trunks/{name}": {
+        "parameters": [TRUNK_PARAM],
+        "get": {
+            "summary": "One trunk",
+            "operationId": "getTrunk",
+            "responses": {
+                "200": _json("the trunk", _ref("Trunk")),
+                "404": _error("no such trunk"),
+                **AUTH,
+            },
+        },
+        "patch": {
+            "summary": "Change the given settings of a trunk",
+            "operationId": "updateTrunk",
+            "requestBody": _body("TrunkChange"),
+            "responses": {
+                "200": _json("changed", _ref("Trunk")),
+                "400": _error("an invalid setting, or none given"),
+                "404": _error("no such trunk"),
+                **WRITE,
+            },
+        },
+        "delete": {
+            "summary": "Delete a trunk no route or DID uses",
+            "operationId": "deleteTrunk",
+            "responses": {
+                "204": {"description": "deleted"},
+                "404": _error("no such trunk"),
+                "409": _error("a route or a DID uses it"),
+                **WRITE,
+            },
+        },
+    },
+    "/trunks/{name}/test": {
+        "parameters": [TRUNK_PARAM],
+        "post": {
+            "summary": "Test a trunk now: its registration state and an OPTIONS round trip",
+            "operationId": "testTrunk",
+            "responses": {
+                "200": _json("what the running core found", _ref("TrunkTest")),
+                "404": _error("no such trunk"),
+                "409": _error("the core is not running, or does not run this trunk"),
+                **WRITE,
+            },
+        },
+    },
+    "/dids": {
+        "get": {
+            "summary": "List the office's numbers (DIDs) and where their calls go",
+            "operationId": "listDids",
+            "responses": {"200": _list("dids", "Did", "every DID"), **AUTH},
+        },
+        "post": {
+            "summary": "Add one of the office's numbers",
+            "operationId": "createDid",
+            "requestBody": _body("NewDid"),
+            "responses": {
+                "201": _json("created", _ref("Did")),
+                "400": _error("not a number; a destination or trunk that does not exist"),
+                "409": _error("the number is an extension's or another DID's"),
+                **WRITE,
+            },
+        },
+    },
+    "/dids/{number}": {
+        "parameters": [DID_PARAM],
+        "get": {
+            "summary": "One DID, by its number in any written form",
+            "operationId": "getDid",
+            "responses": {
+                "200": _json("the DID", _ref("Did")),
+                "404": _error("no such DID"),
+                **AUTH,
+            },
+        },
+        "patch": {
+            "summary": "Change where a DID's calls go, its label or its trunk",
+            "operationId": "updateDid",
+            "requestBody": _body("DidChange"),
+            "responses": {
+                "200": _json("changed", _ref("Did")),
+                "400": _error("a destination or trunk that does not exist; no field"),
+                "404": _error("no such DID"),
+                **WRITE,
+            },
+        },
+        "delete": {
+            "summary": "Delete a DID no extension or route presents as caller ID",
+            "operationId": "deleteDid",
+            "responses": {
+                "204": {"description": "deleted"},
+                "404": _error("no such DID"),
+                "409": _error("an extension or a route presents it as caller ID"),
+                **WRITE,
+            },
+        },
+    },
+    "/routes": {
+        "get": {
+            "summary": "Outbound routes in the order they are tried",
+            "operationId": "listRoutes",
+            "responses": {
+                "200": _list("routes", "Route", "every route, first tried first"),
+                **AUTH,
+            },
+        },
+        "post": {
+            "summary": "Add an outbound route (last, or at `position`)",
+            "operationId": "createRoute",
+            "requestBody": _body("NewRoute"),
+            "responses": {
+                "201": _json("created", _ref("Route")),
+                "400": _error("an invalid pattern or position; a trunk or DID that does not exist"),
+                "409": _error("a route of that name exists"),
+                **WRITE,
+            },
+        },
+    },
+    "/routes/{name}": {
+        "parameters": [ROUTE_PARAM],
+        "get": {
+            "summary": "One route",
+            "operationId": "getRoute",
+            "responses": {
+                "200": _json("the route", _ref("Route")),
+                "404": _error("no such route"),
+                **AUTH,
+            },
+        },
+        "patch": {
+            "summary": "Change a route's patterns, trunks, prepend or caller ID",
+            "operationId": "updateRoute",
+            "requestBody": _body("RouteChange"),
+            "responses": {
+                "200": _json("changed", _ref("Route")),
+                "400": _error("an invalid pattern; a trunk or DID that does not exist; no field"),
+                "404": _error("no such route"),
+                **WRITE,
+            },
+        },
+        "delete": {
+            "summary": "Delete a route (the ones after it move up)",
+            "operationId": "deleteRoute",
+            "responses": {
+                "204": {"description": "deleted"},
+                "404": _error("no such route"),
+                "409": _error("calls are still sent to it"),
+                **WRITE,
+            },
+        },
+    },
+    "/routes/{name}/move": {
+        "parameters": [ROUTE_PARAM],
+        "post": {
+            "summary": "Put a route at another position (1 is tried first)",
+            "operationId": "moveRoute",
+            "requestBody": _body("RouteMove"),
+            "responses": {
+                "200": _list("routes", "Route", "every route in the new order"),
+                "400": _error("a position beyond the list"),
+                "404": _error("no such route"),
+                **WRITE,
+            },
+        },
+    },
     "/cdrs": {
         "get": {
             "summary": "Call records, newest first",
@@ -266,6 +690,12 @@ PATHS: dict[str, Any] = {
                     {"type": "string", "enum": list(DISPOSITIONS)},
                     "how the call ended",
                 ),
+                _query(
+                    "direction",
+                    {"type": "string", "enum": list(DIRECTIONS)},
+                    "between extensions, in from a trunk, or out through one",
+                ),
+                _query("trunk", TRUNK_NAME, "calls that came in or went out by this trunk"),
                 _query(
                     "limit",
                     {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
@@ -356,8 +786,10 @@ def document(server: str) -> dict[str, Any]:
         "info": {
             "title": "PBX appliance API",
             "version": "1",
-            "description": "Extensions, call records, registrations and live calls. Create a"
-            " token on the System page and send it as `Authorization: Bearer TOKEN`.",
+            "description": "Extensions, SIP trunks, the office's numbers (DIDs), outbound"
+            " routes, call records, registrations and live calls. Create a token on the System"
+            " page and send it as `Authorization: Bearer TOKEN`. Secrets are accepted and never"
+            " answered: a trunk's password reads `********`.",
         },
         "servers": [{"url": f"{server}/api/v1"}],
         "security": [{"bearer": []}],

@@ -193,7 +193,8 @@ def restore() -> ResponseReturnValue:
                 session["epoch"] = restored.session_epoch
             flash(
                 f"Configuration restored: {counts['extensions']} extensions,"
-                f" {counts['users']} users, {counts['api_tokens']} API tokens."
+                f" {counts['users']} users, {counts['api_tokens']} API tokens,"
+                f" {counts['trunks']} trunks, {counts['dids']} numbers, {counts['routes']} routes."
             )
             return redirect(url_for("system.index"))
     return _page(restore_form=form)

@@ -12,6 +12,8 @@ from flask import Flask
 from flask_wtf import FlaskForm
 from werkzeug.test import TestResponse
 
+from appliance.store import dids, routes, trunks
+from appliance.store.db import open_db
 from appliance.web import create_app, forms
 from tests.web.conftest import Pages, add_extensions
 
@@ -34,7 +36,8 @@ def form_classes() -> list[type[FlaskForm]]:
 def test_every_form_field_has_a_label_and_a_help_text(app: Flask) -> None:
     classes = form_classes()
     names = {cls.__name__ for cls in classes}
-    assert {"AccountForm", "LoginForm", "ExtensionForm", "UserForm", "RestoreForm"} <= names
+    assert {"AccountForm", "LoginForm", "ExtensionForm", "UserForm", "RestoreForm", "TrunkForm",
+            "NewTrunkForm", "NewDidForm", "RouteForm", "ExtensionEditForm"} <= names  # fmt: skip
     missing = []
     fields = 0
     with app.test_request_context():
@@ -47,7 +50,7 @@ def test_every_form_field_has_a_label_and_a_help_text(app: Flask) -> None:
                     missing.append(f"{cls.__name__}.{field.name}: no label")
                 if not str(field.description or "").strip():
                     missing.append(f"{cls.__name__}.{field.name}: no help text")
-    assert fields >= 25  # the forms were really looked at
+    assert fields >= 60  # the forms were really looked at
     assert missing == []
 
 
@@ -110,15 +113,36 @@ def test_every_visible_field_on_every_page_has_a_label_and_a_description(
     app: Flask, admin: Pages, data: Path, tmp_path: Path
 ) -> None:
     add_extensions(data, "150")
+    db = open_db(data)
+    trunks.add(db, "main", server="sip.example.net", username="u", password="Tr-Secret-77")
+    dids.add(db, "+493012345678", "extension:150", "Main line", "main")
+    routes.add(db, "local", ["NXXXXXX"], ["main"])
+    db.conn.close()
     responses: dict[str, TestResponse] = {
         url: admin.get(url)
         for url in ("/", "/extensions/", "/extensions/new", "/extensions/150/edit", "/calls",
-                    "/system", "/setup/office", "/setup/extensions")
+                    "/system", "/setup/office", "/setup/extensions", "/trunks/", "/trunks/new",
+                    "/trunks/main/edit", "/numbers/", "/numbers/new",
+                    "/numbers/+493012345678/edit", "/routes/", "/routes/new",
+                    "/routes/local/edit")
     }  # fmt: skip
     responses["/login (anonymous)"] = app.test_client().get("/login")
     # A rejected form shows its errors, which aria-describedby must reach too.
     responses["/extensions/new (refused)"] = admin.submit(
         "/extensions/new", {"number": "999", "name": "x", "password": "short"}
+    )
+    responses["/extensions/150/edit (refused)"] = admin.submit(
+        "/extensions/150/edit", {"name": 'x"y', "permissions": "local", "caller_id": ""}
+    )
+    responses["/trunks/new (refused)"] = admin.submit(
+        "/trunks/new", {"name": "b", "kind": "register", "server": "x.example",
+                        "transport": "udp", "max_calls": "many"},
+    )  # fmt: skip
+    responses["/numbers/new (refused)"] = admin.submit(
+        "/numbers/new", {"number": "150", "destination": "hangup:busy", "trunk": ""}
+    )
+    responses["/routes/new (refused)"] = admin.submit(
+        "/routes/new", {"name": "x", "patterns": "0Q", "trunks-0": "", "caller_id": ""}
     )
     first_boot = create_app({"DATA_DIR": tmp_path / "fresh", "TESTING": True}).test_client()
     responses["/setup/account (first boot)"] = first_boot.get("/setup/account")
@@ -131,6 +155,9 @@ def test_every_visible_field_on_every_page_has_a_label_and_a_description(
         counted += len(Controls(html).controls)
         if found := unexplained(html):
             problems[url] = found
-    assert counted >= 25  # the pages' fields were really found
+    assert counted >= 120  # the pages' fields were really found
     assert "number-error" in responses["/extensions/new (refused)"].get_data(as_text=True)
+    for url, field in (("/extensions/150/edit", "name"), ("/trunks/new", "max_calls"),
+                       ("/numbers/new", "number"), ("/routes/new", "patterns")):  # fmt: skip
+        assert f'id="{field}-error"' in responses[f"{url} (refused)"].get_data(as_text=True), url
     assert problems == {}

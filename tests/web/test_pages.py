@@ -23,7 +23,7 @@ import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from appliance.store import cdrs, extensions, settings, tokens, users
+from appliance.store import cdrs, dids, extensions, routes, settings, tokens, trunks, users
 from appliance.store.cdrs import Cdr
 from appliance.store.database import Database
 from appliance.store.db import open_db
@@ -719,9 +719,8 @@ def test_a_downloaded_backup_restores_the_configuration(admin: Pages, data: Path
 
     response = upload(admin, backup_file)
     assert response.status_code == 302
-    assert "Configuration restored: 2 extensions, 2 users, 1 API tokens." in flashes(
-        dom(admin.get("/system"))
-    )
+    restored = "Configuration restored: 2 extensions, 2 users, 1 API tokens, 0 trunks, 0 numbers,"
+    assert f"{restored} 0 routes." in flashes(dom(admin.get("/system")))
     assert configuration(data) == saved
     assert all(password_works(data, n, p) for n, p in passwords.items())
     with store(data) as db:
@@ -846,7 +845,7 @@ def test_the_csv_export_has_the_same_selection_and_formula_safe_cells(calls: Pag
     assert header == [
         "id", "started", "answered", "ended", "caller", "caller_name", "dialled", "answered_by",
         "disposition", "duration", "billsec", "hangup_side", "hangup_cause", "codec_caller",
-        "codec_callee",
+        "codec_callee", "direction", "trunk", "did", "did_label", "sent",
     ]  # fmt: skip
     by_id = {row[0]: dict(zip(header, row, strict=True)) for row in rows}
     assert sorted(by_id) == ["b", "c"]
@@ -925,11 +924,19 @@ def every_page(app: Flask, data: Path, admin: Pages) -> dict[str, TestResponse]:
     add_extensions(data, "150")
     with store(data) as db:
         cdrs.write(db, [call("a", berlin("2024-03-10 23:30:00"), "150", "151", "answered")])
+        trunks.add(db, "main", server="sip.example.net", username="u", password="Tr-Secret-77")
+        dids.add(db, "+493012345678", "extension:150", "Main line", "main")
+        routes.add(db, "local", ["NXXXXXX"], ["main"])
     found = {
         url: admin.get(url)
         for url in ("/", "/extensions/", "/extensions/new", "/extensions/150/edit", "/calls",
-                    "/system", "/setup/office", "/setup/extensions", "/no-such-page")
+                    "/system", "/setup/office", "/setup/extensions", "/no-such-page",
+                    "/trunks/", "/trunks/new", "/trunks/main/edit", "/numbers/", "/numbers/new",
+                    "/numbers/+493012345678/edit", "/routes/", "/routes/new",
+                    "/routes/local/edit")
     }  # fmt: skip
+    found["trunk test"] = post(admin, "/trunks/main/test")
+    found["refused trunk"] = admin.submit("/trunks/new", {"name": "x", "server": "?"})
     found["sheet"] = post(admin, "/extensions/150/password")
     found["token"] = admin.submit("/system", {"token-name": "t", "token-role": "viewer"},
                                   "/system/tokens")  # fmt: skip

@@ -1,12 +1,32 @@
 // Progressive enhancement for the setup page: every page works without it.
 // - the dashboard refreshes its figures and tables in place every 2 s;
-// - copy buttons copy a secret; print buttons print; forms with data-confirm ask first.
+// - copy buttons copy a secret; print buttons print; forms with data-confirm ask first;
+// - forms with data-inplace="ID ..." are posted in the background and the elements with those
+//   ids are taken from the answer (the page the form would have loaded), the rest kept;
+// - rows of a table[data-reorder] can be dragged to another place: the row's data-move URL is
+//   posted the new position, as its up and down buttons do without JavaScript.
 "use strict";
 
-function cell(text) {
+function cell(value) {
   const td = document.createElement("td");
-  td.textContent = text;
+  if (value instanceof Node) td.append(value);
+  else td.textContent = value;
   return td;
+}
+
+function trunkState(t) {
+  const shown = document.createDocumentFragment();
+  const badge = document.createElement("span");
+  badge.className = "state " + t.state;
+  badge.textContent = t.state;
+  shown.append(badge);
+  if (t.last_response) {
+    const answer = document.createElement("small");
+    answer.className = "answer";
+    answer.textContent = t.last_response;
+    shown.append(" ", answer);
+  }
+  return shown;
 }
 
 function fillTable(id, rows, empty, columns) {
@@ -48,6 +68,9 @@ function render(state) {
     c.caller, c.answered_by || c.dialled, c.state, clock(c.duration),
     c.codecs.map(x => x || "–").join(" / "),
   ]), "No calls right now.", 5);
+  fillTable("trunks", state.trunks.map(t => [
+    t.name, t.server, trunkState(t), t.calls + " / " + (t.max_calls || "∞"),
+  ]), "No trunks: calls stay inside the office.", 4);
   fillTable("registrations", state.registrations.map(r => [
     r.aor, r.user_agent || "–", r.source, r.expires_in + " s",
   ]), "No phone is registered.", 4);
@@ -105,9 +128,119 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const button of document.querySelectorAll("[data-print]")) {
     button.addEventListener("click", () => window.print());
   }
-  for (const form of document.querySelectorAll("form[data-confirm]")) {
-    form.addEventListener("submit", event => {
-      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
-    });
-  }
+  // Delegated, so that forms swapped in by `swap` behave the same.
+  document.addEventListener("submit", event => {
+    const form = event.target;
+    if (form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+      event.preventDefault();
+      return;
+    }
+    if (form.dataset.inplace) {
+      event.preventDefault();
+      postInPlace(form, event.submitter);
+    }
+  });
+  for (const table of document.querySelectorAll("table[data-reorder]")) reorderable(table);
 });
+
+// Replace the elements with these ids by the same elements of the page `response` holds (a
+// live region keeps its element and takes the new content); false, with nothing replaced,
+// when that page lacks one of them.
+async function swap(response, ids) {
+  const page = new DOMParser().parseFromString(await response.text(), "text/html");
+  const fresh = ids.map(id => page.getElementById(id));
+  if ((!response.ok && response.status !== 400) || fresh.some(e => e === null)) return false;
+  ids.forEach((id, i) => {
+    const old = document.getElementById(id);
+    if (!old) return;
+    const copy = document.importNode(fresh[i], true);
+    // A live region stays in place (screen readers announce what changes inside it).
+    if (old.hasAttribute("aria-live")) old.replaceChildren(...copy.childNodes);
+    else old.replaceWith(copy);
+  });
+  return true;
+}
+
+async function postInPlace(form, button) {
+  const ids = form.dataset.inplace.split(/\s+/);
+  if (button) { button.disabled = true; button.setAttribute("aria-busy", "true"); }
+  let done = false;
+  try {
+    const response = await fetch(form.action, {
+      method: "POST", body: new FormData(form), credentials: "same-origin",
+    });
+    done = await swap(response, ids);
+  } catch (err) {
+    done = false;
+  }
+  if (button) { button.disabled = false; button.removeAttribute("aria-busy"); }
+  if (!done) form.submit();  // the page as it would load without JavaScript
+}
+
+function reorderable(table) {
+  const body = table.tBodies[0];
+  let dragged = null;
+  const rowAt = target => {
+    const element = target instanceof Element ? target : target.parentElement;
+    const row = element && element.closest("tr[draggable]");
+    return row && row.parentNode === body ? row : null;
+  };
+  const after = (row, y) => {
+    const box = row.getBoundingClientRect();
+    return y > box.top + box.height / 2;
+  };
+  const unmark = () => {
+    for (const row of body.rows) row.classList.remove("drop-before", "drop-after");
+  };
+  body.addEventListener("dragstart", event => {
+    dragged = rowAt(event.target);
+    if (!dragged) return;
+    dragged.classList.add("dragging");
+    event.dataTransfer.effectAllowed = "move";
+    event.dataTransfer.setData("text/plain", dragged.dataset.name);
+  });
+  body.addEventListener("dragover", event => {
+    const row = dragged && rowAt(event.target);
+    if (!row) return;
+    event.preventDefault();
+    event.dataTransfer.dropEffect = "move";
+    unmark();
+    if (row !== dragged) row.classList.add(after(row, event.clientY) ? "drop-after" : "drop-before");
+  });
+  body.addEventListener("drop", event => {
+    const row = dragged && rowAt(event.target);
+    if (!row) return;
+    event.preventDefault();
+    const rows = Array.from(body.querySelectorAll("tr[draggable]"));
+    const from = rows.indexOf(dragged);
+    let to = rows.indexOf(row) + (after(row, event.clientY) ? 1 : 0);
+    if (to > from) to -= 1;
+    unmark();
+    if (row === dragged || to === from) return;
+    const moved = dragged;
+    body.insertBefore(moved, to > from ? rows[to].nextSibling : rows[to]);  // shown at once
+    move(table, moved, to + 1);
+  });
+  body.addEventListener("dragend", () => {
+    unmark();
+    if (dragged) dragged.classList.remove("dragging");
+    dragged = null;
+  });
+}
+
+async function move(table, row, position) {
+  const form = new FormData();
+  form.append("csrf_token", document.querySelector("input[name=csrf_token]").value);
+  form.append("position", String(position));
+  let done = false;
+  try {
+    const response = await fetch(row.dataset.move, {
+      method: "POST", body: form, credentials: "same-origin",
+    });
+    done = await swap(response, [table.id, "flashes"]);
+  } catch (err) {
+    done = false;
+  }
+  if (done) reorderable(document.getElementById(table.id));
+  else window.location.reload();  // show the order as stored
+}
