@@ -187,7 +187,7 @@ class CallEngine:
     def _identify(self, req: Request, txn: ServerTransaction) -> tuple[Origin | None, str, str]:
         """Who calls: a trunk recognised by where the INVITE came from (never by what it
         claims), or an extension proving itself with digest credentials; else answered."""
-        trunk = self.trunks.match(req, txn.dest)
+        trunk = self.trunks.match(req, txn.source)
         if trunk is not None:
             caller, name = trunk.caller_of(req)
             did = trunk.did_of(req)

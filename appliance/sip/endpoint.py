@@ -219,6 +219,7 @@ class SipEndpoint:
             return
         dest = _response_destination(req, source)
         txn = layer.new_server(req, dest, key)
+        txn.source = source
         handler = self.handlers.get(req.method)
         if handler is None:
             allow = ", ".join(sorted(self.handlers))

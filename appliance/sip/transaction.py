@@ -95,7 +95,7 @@ class ServerTransaction(_TimerOwner):
 
     __slots__ = (
         "_handles", "_layer", "dest", "invite", "key", "last_response", "on_ack",
-        "on_terminated", "request", "state",
+        "on_terminated", "request", "source", "state",
     )  # fmt: skip
 
     def __init__(
@@ -108,6 +108,9 @@ class ServerTransaction(_TimerOwner):
         self._layer = layer
         self.request = request
         self.dest = dest
+        self.source = dest
+        """Where the request came from (transport, address, port), as the socket saw it;
+        `dest`, where answers go, may take its port from the Via (§18.2.2)."""
         self.key = server_key(request) if key is None else key
         self.invite = request.method == "INVITE"
         self.state = State.PROCEEDING if self.invite else State.TRYING
