@@ -23,14 +23,14 @@ except ImportError:  # pragma: no cover
 from appliance import control
 from appliance.media.engine import MediaEngine, MediaError
 from appliance.pbx.b2bua import CallConfig, CallEngine
-from appliance.pbx.dialplan import DialPlan
-from appliance.pbx.directory import Directory
+from appliance.pbx.dialplan import DialPlan, Rules
+from appliance.pbx.directory import Directory, Numbers
 from appliance.pbx.trunks import Trunks
 from appliance.service import sd_notify
 from appliance.sip.digest import DigestServer
 from appliance.sip.endpoint import SipEndpoint
 from appliance.sip.registrar import Registrar, RegistrarConfig
-from appliance.store import cdrs, settings, trunks
+from appliance.store import cdrs, extensions, settings, trunks
 from appliance.store.db import Checkpointer, Writer, open_db
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,48 @@ def registrar_config(db: Database) -> RegistrarConfig:
         default_expires=settings.get_int(db, "sip.default_expires"),
         max_contacts=settings.get_int(db, "sip.max_contacts"),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything the core serves from, read from the store in one go. A reload reads it in
+    a thread of its own (10,000 DIDs take tens of milliseconds) and the loop only swaps it in,
+    between two messages."""
+
+    credentials: dict[str, extensions.Credentials]
+    nonce_ttl: int
+    digest_algorithms: tuple[str, ...]
+    registrar: RegistrarConfig
+    numbers: Numbers
+    rules: Rules
+    trunk_configs: list[trunks.Trunk]
+    calls: CallConfig
+
+    @classmethod
+    def read(cls, db: Database) -> Config:
+        return cls(
+            extensions.all_credentials(db),
+            settings.get_int(db, "sip.nonce_ttl"),
+            settings.get_list(db, "sip.digest_algorithms"),
+            registrar_config(db),
+            Numbers.read(db),
+            Rules.read(db),
+            trunks.list_all(db),
+            CallConfig(
+                ring_timeout=settings.get_int(db, "calls.ring_timeout"),
+                media_timeout=settings.get_int(db, "calls.media_timeout"),
+                max_duration=settings.get_int(db, "calls.max_duration"),
+            ),
+        )
+
+    @classmethod
+    def read_from(cls, data_dir: Path) -> Config:
+        """`read` on a connection of its own (for another thread)."""
+        db = open_db(data_dir, migrate_schema=False)
+        try:
+            return cls.read(db)
+        finally:
+            db.conn.close()
 
 
 def advertised_address(host: str) -> str:
@@ -100,7 +142,7 @@ class Core:
         secret = bytes.fromhex(settings.get_text(self.db, "sip.nonce_secret"))
         self.digest = DigestServer(realm, secret)
         self.endpoint = SipEndpoint()
-        self.registrar = Registrar(self.endpoint, self.db, self.digest)
+        self.registrar = Registrar(self.endpoint, self.db, self.digest, writer=self.writer)
         self.endpoint.handlers["REGISTER"] = self.registrar
         advertised = advertised_address(options.sip_host)
         try:
@@ -122,7 +164,8 @@ class Core:
         )  # fmt: skip
         self.trunks.calls_on = self.calls.calls_on
         self._background: set[asyncio.Task[None]] = set()
-        self._apply_settings()
+        self._reloading = asyncio.Lock()
+        self._apply(Config.read(self.db))
         self._stop = asyncio.Event()
         self.restart_requested = False
 
@@ -184,10 +227,17 @@ class Core:
         collected = sum(generation["collected"] for generation in gc.get_stats())
         return {"unreachable": unreachable, "collected_since_start": collected}
 
-    def reload(self, _request: dict[str, Any]) -> dict[str, Any]:
-        """Re-read settings; applied whole, between two messages."""
-        self._apply_settings()
-        return {"reloaded": True}
+    async def reload(self, _request: dict[str, Any]) -> dict[str, Any]:
+        """Re-read the configuration in a thread, then apply it whole between two messages;
+        answers with how long each took (the loop is held only for the second)."""
+        async with self._reloading:  # one at a time, so that the last read is the one applied
+            t0 = time.perf_counter()
+            config = await asyncio.to_thread(Config.read_from, self.options.data_dir)
+            t1 = time.perf_counter()
+            self._apply(config)
+            t2 = time.perf_counter()
+        return {"reloaded": True, "read_ms": round(1000 * (t1 - t0), 2),
+                "apply_ms": round(1000 * (t2 - t1), 3)}  # fmt: skip
 
     def restart(self, _request: dict[str, Any]) -> dict[str, Any]:
         """Stop cleanly, then start again in the same process (`run_core` re-executes it).
@@ -197,22 +247,18 @@ class Core:
         asyncio.get_running_loop().call_soon(self._stop.set)
         return {"restarting": True}
 
-    def _apply_settings(self) -> None:
-        self.registrar.reload()
-        self.digest.nonce_ttl = settings.get_int(self.db, "sip.nonce_ttl")
-        self.digest.algorithms = settings.get_list(self.db, "sip.digest_algorithms")
-        self.registrar.config = registrar_config(self.db)
-        self.directory.load(self.db)
-        self.dialplan.load(self.db)
-        for line in self.trunks.reload(trunks.list_all(self.db)):
+    def _apply(self, config: Config) -> None:
+        self.registrar.use_credentials(config.credentials)
+        self.digest.nonce_ttl = config.nonce_ttl
+        self.digest.algorithms = config.digest_algorithms
+        self.registrar.config = config.registrar
+        self.directory.use(config.numbers)
+        self.dialplan.use(config.rules)
+        for line in self.trunks.reload(config.trunk_configs):
             task = asyncio.get_running_loop().create_task(line.stop())
             self._background.add(task)  # (kept until done: the loop holds tasks weakly)
             task.add_done_callback(self._background.discard)
-        self.calls.config = CallConfig(
-            ring_timeout=settings.get_int(self.db, "calls.ring_timeout"),
-            media_timeout=settings.get_int(self.db, "calls.media_timeout"),
-            max_duration=settings.get_int(self.db, "calls.max_duration"),
-        )
+        self.calls.config = config.calls
 
     async def _watchdog(self, interval: float) -> None:
         """Ping systemd's watchdog from the event loop: a stuck loop stops the pings."""
@@ -271,7 +317,7 @@ class Core:
             self.calls.close()
             await self.trunks.close()
             self.media.close()
-            self.registrar.flush()
+            self.registrar.flush(wait=True)
             self.writer.stop()
             self.checkpointer.stop()
             server.close()

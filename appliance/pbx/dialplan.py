@@ -46,6 +46,34 @@ class RouteEntry:
     caller_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """The dial plan's data, read from the store in one go (in any thread): the office's
+    numbering settings and the routes, their pattern table built."""
+
+    country: str
+    area_code: str
+    unknown_did: str
+    routes: numbering.PatternTable[RouteEntry]
+    by_name: dict[str, RouteEntry]
+
+    @classmethod
+    def read(cls, db: Database) -> Rules:
+        table: list[tuple[str, RouteEntry]] = []
+        by_name = {}
+        for r in routes.list_all(db):
+            entry = RouteEntry(r.name, r.prepend, tuple(r.trunks), r.caller_id)
+            by_name[r.name] = entry
+            table += [(pattern, entry) for pattern in r.patterns]
+        return cls(
+            settings.get_str(db, "office.country"),
+            settings.get_str(db, "office.area_code"),
+            settings.get_str(db, "dialplan.unknown_did"),
+            numbering.PatternTable(table),
+            by_name,
+        )
+
+
 class DialPlan:
     def __init__(self, directory: Directory, trunks: Trunks) -> None:
         self.directory = directory
@@ -59,17 +87,13 @@ class DialPlan:
 
     def load(self, db: Database) -> None:
         """Re-read routes and settings (the directory is loaded beside it)."""
-        self.country = settings.get_str(db, "office.country")
-        self.area_code = settings.get_str(db, "office.area_code")
-        self.unknown_did = settings.get_str(db, "dialplan.unknown_did")
-        table: list[tuple[str, RouteEntry]] = []
-        by_name = {}
-        for r in routes.list_all(db):
-            entry = RouteEntry(r.name, r.prepend, tuple(r.trunks), r.caller_id)
-            by_name[r.name] = entry
-            table += [(pattern, entry) for pattern in r.patterns]
-        self._routes = numbering.PatternTable(table)
-        self._by_name = by_name
+        self.use(Rules.read(db))
+
+    def use(self, rules: Rules) -> None:
+        """Route by `rules` from now on (between two calls: nothing is awaited here)."""
+        self.country, self.area_code = rules.country, rules.area_code
+        self.unknown_did = rules.unknown_did
+        self._routes, self._by_name = rules.routes, rules.by_name
 
     def route_named(self, name: str) -> RouteEntry | None:
         return self._by_name.get(name)

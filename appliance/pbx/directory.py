@@ -27,19 +27,34 @@ class DidEntry:
     destination: str
 
 
+@dataclass(frozen=True, slots=True)
+class Numbers:
+    """What the directory holds, read from the store in one go (in any thread)."""
+
+    extensions: dict[str, ExtensionEntry]
+    dids: dict[str, DidEntry]
+
+    @classmethod
+    def read(cls, db: Database) -> Numbers:
+        return cls(
+            {e.number: ExtensionEntry(e.number, e.name, frozenset(e.permissions), e.caller_id)
+             for e in extensions.list_all(db)},
+            {d.number: DidEntry(d.number, d.label, d.trunk, d.destination)
+             for d in dids.list_all(db)},
+        )  # fmt: skip
+
+
 class Directory:
     def __init__(self) -> None:
         self._extensions: dict[str, ExtensionEntry] = {}
         self._dids: dict[str, DidEntry] = {}
 
     def load(self, db: Database) -> None:
-        self._extensions = {
-            e.number: ExtensionEntry(e.number, e.name, frozenset(e.permissions), e.caller_id)
-            for e in extensions.list_all(db)
-        }
-        self._dids = {
-            d.number: DidEntry(d.number, d.label, d.trunk, d.destination) for d in dids.list_all(db)
-        }
+        self.use(Numbers.read(db))
+
+    def use(self, numbers: Numbers) -> None:
+        """Serve from `numbers` from now on (a swap: no lookup sees half of it)."""
+        self._extensions, self._dids = numbers.extensions, numbers.dids
 
     def extension(self, number: str) -> ExtensionEntry | None:
         return self._extensions.get(number)

@@ -2,7 +2,8 @@
 
 The registrar serves from in-memory copies of the credentials and bindings and writes every
 binding change through to the store (committed before the 200 OK goes out), so the store is the
-one truth that survives restarts and that every other part of the box reads.
+one truth that survives restarts and that every other part of the box reads. Given the store's
+`Writer`, it commits from the writer's thread, and the event loop never waits for SQLite.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from appliance.sip.digest import DigestServer, Verdict
 from appliance.sip.endpoint import SipEndpoint
@@ -24,6 +25,9 @@ from appliance.sip.transaction import ServerTransaction
 from appliance.store import extensions, registrations
 from appliance.store.database import Database
 from appliance.store.registrations import Registration
+
+if TYPE_CHECKING:
+    from appliance.store.db import Writer
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +45,10 @@ COMMIT_DELAY = 0.005
 200 OKs are sent once it is done, so a phone is never told of a binding that a crash could lose."""
 
 
+Held = tuple[Request, ServerTransaction, Response]
+"""A REGISTER whose 200 OK waits for its bindings' commit."""
+
+
 class Registrar:
     """Handles REGISTER for the extensions in the store; plug into `SipEndpoint.handlers`."""
 
@@ -51,13 +59,15 @@ class Registrar:
         digest: DigestServer,
         config: RegistrarConfig | None = None,
         clock: Callable[[], float] = time.time,
+        writer: Writer | None = None,
     ) -> None:
         self.endpoint = endpoint
         self.db = db
         self.digest = digest
         self.config = config or RegistrarConfig()
         self._clock = clock
-        self._held: list[tuple[Request, ServerTransaction, Response]] = []
+        self._writer = writer
+        self._held: list[Held] = []
         self._pending: dict[tuple[str, str], Registration | None] = {}
         self._commit_timer: asyncio.TimerHandle | None = None
         self._credentials: dict[str, extensions.Credentials] = {}
@@ -70,12 +80,22 @@ class Registrar:
         The registrar serves from these copies and writes every change through to the store
         before answering, so the store stays the truth that other processes read.
         """
-        self.flush()  # pending changes first, or the copies would lose them
+        self.flush(wait=True)  # pending changes first, or the copies would lose them
         self._credentials = extensions.all_credentials(self.db)
         bindings: dict[str, dict[str, Registration]] = {}
         for r in registrations.all_current(self.db, self._clock()):
             bindings.setdefault(r.aor, {})[r.contact_key] = r
         self._bindings = bindings
+
+    def use_credentials(self, credentials: dict[str, extensions.Credentials]) -> None:
+        """Serve from `credentials` (read by `extensions.all_credentials` in any thread).
+
+        The bindings in memory stay: only this registrar changes them, except that deleting
+        an extension (or restoring a backup without it) deletes its bindings in the store, so
+        here they go with the credentials."""
+        self._credentials = credentials
+        for aor in [aor for aor in self._bindings if aor not in credentials]:
+            del self._bindings[aor]
 
     def bindings(self, aor: str) -> list[Registration]:
         """The current bindings of an extension."""
@@ -239,27 +259,56 @@ class Registrar:
             loop = asyncio.get_running_loop()
             self._commit_timer = loop.call_later(COMMIT_DELAY, self.flush)
 
-    def flush(self) -> None:
+    def flush(self, wait: bool = False) -> None:
         """Write the pending binding changes in one transaction, then send the 200 OKs that
         waited for them (or 500 with Retry-After, and the store's state back in memory, if the
-        write failed)."""
+        write failed).
+
+        With a writer the transaction runs in its thread and the answers follow on the loop;
+        `wait` writes here instead, after whatever the writer still holds (at shutdown and
+        before a reload, which must read what was written)."""
         if self._commit_timer is not None:
             self._commit_timer.cancel()
             self._commit_timer = None
         pending, self._pending = self._pending, {}
         held, self._held = self._held, []
-        if pending:
-            upserts = [r for r in pending.values() if r is not None]
-            deletes = [key for key, r in pending.items() if r is None]
+        if not pending:
+            self._answer(held, None)
+            return
+        upserts = [r for r in pending.values() if r is not None]
+        deletes = [key for key, r in pending.items() if r is None]
+        writer = self._writer
+        if writer is None or wait:
+            if writer is not None:
+                writer.drain()
             try:
                 registrations.write(self.db, upserts, deletes)
             except sqlite3.Error as exc:
-                logger.error("could not store %d binding changes: %s", len(pending), exc)
-                self.reload()
-                for req, txn, _ in held:
-                    self._reply(req, txn, 500, "Server Internal Error (bindings not stored)",
-                                [("Retry-After", "5")])  # fmt: skip
-                return
+                self._answer(held, exc)
+            else:
+                self._answer(held, None)
+            return
+        loop = asyncio.get_running_loop()
+
+        def write(db: Database) -> None:
+            try:
+                registrations.write(db, upserts, deletes)
+            except sqlite3.Error as exc:
+                loop.call_soon_threadsafe(self._answer, held, exc)
+            else:
+                loop.call_soon_threadsafe(self._answer, held, None)
+
+        writer.submit(f"{len(pending)} binding changes", write)
+
+    def _answer(self, held: list[Held], failure: sqlite3.Error | None) -> None:
+        if failure is not None:
+            logger.error("could not store the binding changes of %d REGISTERs: %s",
+                         len(held), failure)  # fmt: skip
+            self.reload()
+            for req, txn, _ in held:
+                self._reply(req, txn, 500, "Server Internal Error (bindings not stored)",
+                            [("Retry-After", "5")])  # fmt: skip
+            return
         for _, txn, response in held:
             txn.respond(response)
 

@@ -135,8 +135,17 @@ class Writer:
                     write(db)
                 except sqlite3.Error as exc:  # the event is gone either way; say so loudly
                     logger.error("%s not written: %s", what, exc)
+                except Exception:  # a bug in one write must not stop the ones after it
+                    logger.exception("%s not written", what)
         finally:
             db.conn.close()
+
+    def drain(self, timeout: float = 30.0) -> None:
+        """Return once everything submitted before this call is written."""
+        done = threading.Event()
+        self.submit("drain", lambda _db: done.set())
+        if self._thread.is_alive() and not done.wait(timeout):
+            logger.error("the store writer did not finish its queue in %.0f s", timeout)
 
     def stop(self) -> None:
         self._queue.put(None)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +16,7 @@ from appliance.sip.endpoint import SipEndpoint
 from appliance.sip.message import Response
 from appliance.sip.registrar import Registrar, RegistrarConfig
 from appliance.store import extensions, registrations
-from appliance.store.db import open_db
+from appliance.store.db import Writer, open_db
 from tests.sip.peer import RawPeer, authorization, request_bytes
 
 PASSWORD = "Secret123456"
@@ -51,7 +53,9 @@ class Box:
 
 
 def run(tmp_path: Path, test: Callable[[Box], Awaitable[None]],
-        algorithms: tuple[str, ...] = ("MD5", "SHA-256")) -> None:  # fmt: skip
+        algorithms: tuple[str, ...] = ("MD5", "SHA-256"), writer: bool = True) -> None:  # fmt: skip
+    """`test` against a registrar that commits from the store's writer thread, as the core's
+    does (or, `writer=False`, on the loop's own connection)."""
     db = open_db(tmp_path)
     extensions.add(db, "101", "Alice", PASSWORD)
     extensions.add(db, "102", "Bob", PASSWORD)
@@ -59,8 +63,9 @@ def run(tmp_path: Path, test: Callable[[Box], Awaitable[None]],
     async def main() -> None:
         ep = SipEndpoint()
         await ep.listen("127.0.0.1", 0, tcp=False)
-        registrar = Registrar(ep, db, DigestServer("pbx", os.urandom(32), algorithms=algorithms),
-                              CONFIG)  # fmt: skip
+        store_writer = Writer(tmp_path) if writer else None
+        digest = DigestServer("pbx", os.urandom(32), algorithms=algorithms)
+        registrar = Registrar(ep, db, digest, CONFIG, writer=store_writer)
         ep.handlers["REGISTER"] = registrar
         peer = await RawPeer.open()
         try:
@@ -68,6 +73,8 @@ def run(tmp_path: Path, test: Callable[[Box], Awaitable[None]],
         finally:
             peer.close()
             ep.close()
+            if store_writer is not None:
+                store_writer.stop()
 
     asyncio.run(main())
 
@@ -208,9 +215,12 @@ def test_rport_gets_the_source_port(tmp_path: Path) -> None:
     run(tmp_path, body)
 
 
-def test_a_failed_store_write_answers_500_and_binds_nothing(tmp_path: Path) -> None:
+@pytest.mark.parametrize("writer", [True, False], ids=["writer-thread", "on-the-loop"])
+def test_a_failed_store_write_answers_500_and_binds_nothing(tmp_path: Path, writer: bool) -> None:
     async def body(box: Box) -> None:
-        box.registrar.db.execute("PRAGMA query_only = ON")  # every write now fails
+        db = box.registrar.db
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON registrations"
+                   " BEGIN SELECT RAISE(ABORT, 'refused by the test'); END")  # fmt: skip
         failed = await box.register(contact(5070))
         assert (failed.status, failed.reason) == (
             500,
@@ -218,8 +228,30 @@ def test_a_failed_store_write_answers_500_and_binds_nothing(tmp_path: Path) -> N
         )
         assert failed.get("Retry-After") == "5"
         assert box.registrar.bindings("101") == []
-        box.registrar.db.execute("PRAGMA query_only = OFF")
+        db.execute("DROP TRIGGER refuse")
         assert (await box.register(contact(5070), call_id="reg-2")).status == 200
-        assert len(registrations.current(box.registrar.db, "101", 0)) == 1
+        assert len(registrations.current(db, "101", 0)) == 1
+
+    run(tmp_path, body, writer=writer)
+
+
+def test_bindings_are_committed_from_the_writer_thread_before_the_200(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The loop's thread never runs the commit; the 200 OK still waits for it."""
+    writes: list[int] = []
+    write = registrations.write
+
+    def recorded(*args: Any, **kwargs: Any) -> None:
+        writes.append(threading.get_ident())
+        write(*args, **kwargs)
+
+    monkeypatch.setattr(registrations, "write", recorded)
+
+    async def body(box: Box) -> None:
+        ok = await box.register(contact(5070) + contact(5071))
+        assert ok.status == 200
+        assert len(registrations.current(box.registrar.db, "101", 0)) == 2  # before the answer
+        assert writes and threading.get_ident() not in writes
 
     run(tmp_path, body)
