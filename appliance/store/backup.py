@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from appliance import numbering
+from appliance.i18n import LANGUAGES
 from appliance.store import dids, extensions, routes, settings, trunks, users
 from appliance.store.database import Database
 from appliance.store.db import transaction
@@ -82,9 +83,9 @@ def export(db: Database) -> dict[str, Any]:
             for r in routes.list_all(db)
         ],
         "users": [
-            dict(zip(("username", "role", "password_hash"), row, strict=True))
+            dict(zip(("username", "role", "password_hash", "language"), row, strict=True))
             for row in db.execute(
-                "SELECT username, role, password_hash FROM users ORDER BY username"
+                "SELECT username, role, password_hash, language FROM users ORDER BY username"
             ).fetchall()
         ],
         "api_tokens": [
@@ -163,6 +164,8 @@ def check(data: bytes) -> dict[str, Any]:
             users.parse_hash(user["password_hash"])
         except ValueError:
             raise BackupError(f"user {user['username']}: password hash is damaged") from None
+        if user.setdefault("language", "") not in ("", *LANGUAGES):  # (older backups: none)
+            raise BackupError(f"user {user['username']}: unknown language {user['language']!r}")
     if not any(u["role"] == "admin" for u in people):
         raise BackupError("the backup has no admin user: restoring it would lock everyone out")
     for token in _list(doc, "api_tokens", ("name", "role", "token_hash")):
@@ -325,9 +328,12 @@ def restore(db: Database, data: bytes) -> dict[str, int]:
         (epoch,) = conn.execute("SELECT COALESCE(MAX(session_epoch), 0) + 1 FROM users").fetchone()
         conn.execute("DELETE FROM users")
         conn.executemany(
-            "INSERT INTO users (username, role, password_hash, session_epoch, created_at)"
-            " VALUES (?, ?, ?, ?, ?)",
-            [(u["username"], u["role"], u["password_hash"], epoch, now) for u in doc["users"]],
+            "INSERT INTO users (username, role, password_hash, session_epoch, created_at,"
+            " language) VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                (u["username"], u["role"], u["password_hash"], epoch, now, u["language"])
+                for u in doc["users"]
+            ],
         )
         conn.execute("DELETE FROM api_tokens")
         conn.executemany(

@@ -176,11 +176,17 @@ def _m0004_trunks(db: Database) -> None:
     db.execute("CREATE INDEX cdrs_trunk ON cdrs (trunk, started_at)")
 
 
+def _m0005_languages(db: Database) -> None:
+    # '' until the user chooses: then the browser's Accept-Language, else office.language.
+    db.execute("ALTER TABLE users ADD COLUMN language TEXT NOT NULL DEFAULT ''")
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial: settings, extensions, registrations", _m0001_initial),
     (2, "call detail records", _m0002_cdrs),
     (3, "setup page: users, API tokens, login failures", _m0003_web),
     (4, "trunks, DIDs, outbound routes", _m0004_trunks),
+    (5, "each user's language", _m0005_languages),
 ]
 
 

@@ -196,6 +196,12 @@ SETTINGS: dict[str, Setting] = {
         ChoiceSetting(
             "office.country", "US", COUNTRIES, "country: sets dial tones and ring cadence"
         ),
+        ChoiceSetting(
+            "office.language",
+            "en",
+            {"en": "English", "ru": "Russian"},
+            "the office's language: the setup page's default, the phone sheet and the prompts",
+        ),
         TimezoneSetting("office.timezone", "UTC", "time zone for call records and schedules"),
         DigitsSetting(
             "office.area_code",

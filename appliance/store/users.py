@@ -10,6 +10,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
+from appliance.i18n import LANGUAGES
 from appliance.store.database import Database
 from appliance.store.db import transaction
 
@@ -59,6 +60,8 @@ class User:
     username: str
     role: str
     session_epoch: int
+    language: str = ""
+    """The page's language this user chose (`appliance.i18n.LANGUAGES`), or "" for none yet."""
 
 
 def hash_password(password: str) -> str:
@@ -191,27 +194,38 @@ def end_sessions(db: Database, username: str) -> None:
 
 def get(db: Database, username: str) -> User | None:
     row = db.execute(
-        "SELECT username, role, session_epoch FROM users WHERE username = ?", [username]
+        "SELECT username, role, session_epoch, language FROM users WHERE username = ?",
+        [username],
     ).fetchone()
     return None if row is None else User(*row)
 
 
 def list_all(db: Database) -> list[User]:
-    rows = db.execute("SELECT username, role, session_epoch FROM users ORDER BY username")
+    rows = db.execute("SELECT username, role, session_epoch, language FROM users ORDER BY username")
     return [User(*row) for row in rows.fetchall()]
+
+
+def set_language(db: Database, username: str, language: str) -> None:
+    """Keep the page's language this user chose (their sessions go on)."""
+    if language not in LANGUAGES:
+        raise UserError(f"language must be one of {', '.join(LANGUAGES)}", "language")
+    cur = db.execute("UPDATE users SET language = ? WHERE username = ?", [language, username])
+    if cur.rowcount == 0:
+        raise UserError(f"no user {username}")
 
 
 def authenticate(db: Database, username: str, password: str) -> User | None:
     row = db.execute(
-        "SELECT username, role, session_epoch, password_hash FROM users WHERE username = ?",
+        "SELECT username, role, session_epoch, language, password_hash FROM users"
+        " WHERE username = ?",
         [username],
     ).fetchone()
     if row is None:
         verify_password(password, _DUMMY_HASH)
         return None
-    if not verify_password(password, row[3]):
+    if not verify_password(password, row[4]):
         return None
-    return User(row[0], row[1], row[2])
+    return User(row[0], row[1], row[2], row[3])
 
 
 def set_password(db: Database, username: str, password: str) -> None:

@@ -37,6 +37,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         dashboard,
         dids,
         extensions,
+        i18n,
         routes,
         setup,
         system,
@@ -67,6 +68,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     db.conn.close()
 
     app.add_template_filter(when)
+    i18n.init_app(app)
     csrf.init_app(app)
     auth.init_app(app)
     for module in (auth, setup, dashboard, extensions, trunks, dids, routes, cdrs, system, api):

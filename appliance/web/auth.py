@@ -31,6 +31,7 @@ from appliance.store import logins, settings, users
 from appliance.store.database import Database
 from appliance.store.db import open_db
 from appliance.web.forms import AccountForm, LoginForm, reject, secret, text
+from appliance.web.i18n import LANGUAGES, _, language
 
 bp = Blueprint("auth", __name__)
 
@@ -166,9 +167,14 @@ def init_app(app: Flask) -> None:
 
 
 def _login(user: users.User) -> None:
+    """Start the user's session. A language chosen on this browser before logging in becomes
+    theirs, unless they chose one before (the one a previous user left behind never does)."""
+    chosen = None if session.get("language_left") else session.get("language")
     session.clear()
     session["user"], session["epoch"] = user.username, user.session_epoch
     session.permanent = True
+    if chosen in LANGUAGES and not user.language:
+        users.set_language(get_db(), user.username, chosen)
 
 
 def _safe_next(target: str | None) -> str:
@@ -235,6 +241,22 @@ def login() -> ResponseReturnValue:
     return render_template("login.html", form=form)
 
 
+@bp.route("/language", methods=["POST"])
+@access("public")
+def choose_language() -> ResponseReturnValue:
+    """The page's language for this browser, and for the logged-in user from now on (kept with
+    the user: it follows them to another browser and survives logging out)."""
+    chosen = request.form.get("language", "")
+    if chosen not in LANGUAGES:
+        abort(400, f"language must be one of {', '.join(LANGUAGES)}")
+    session["language"] = chosen
+    session.pop("language_left", None)
+    user = current_user()
+    if user is not None:
+        users.set_language(get_db(), user.username, chosen)
+    return redirect(_safe_next(request.form.get("next")))
+
+
 @bp.route("/logout", methods=["POST"])
 @access("viewer")
 def logout() -> ResponseReturnValue:
@@ -243,6 +265,8 @@ def logout() -> ResponseReturnValue:
     user = current_user()
     if user is not None:
         users.end_sessions(get_db(), user.username)
+    left = language()
     session.clear()
-    flash("Logged out.")
+    session["language"], session["language_left"] = left, True  # the login page keeps it
+    flash(_("Logged out."))
     return redirect(url_for("auth.login"))

@@ -3,7 +3,8 @@
 :class:`Provider` writes a Kamailio config from :data:`CONFIG` (a Python string template) and a
 SQLite ``subscriber`` database built with Kamailio's own schema files into a directory of the
 test, then runs ``kamailio -f CFG -DD -E -Y RUNDIR -P PIDFILE`` in the foreground on
-127.0.0.1 (UDP and TCP, one free port, never 5060). The provider it plays, an ITSP:
+127.0.0.1, or another loopback address given as `host` (UDP and TCP, one free port, never
+5060). The provider it plays, an ITSP:
 
 * ``subscribers`` (username -> password) may REGISTER (401 digest challenge; a wrong password
   is challenged again, Kamailio never answers 403 for it; 403 only if the auth username is not
@@ -16,11 +17,19 @@ test, then runs ``kamailio -f CFG -DD -E -Y RUNDIR -P PIDFILE`` in the foregroun
   and, once authenticated, relayed unchanged to ``city`` (host, port) -- or answered with
   ``fail_outbound`` (e.g. 503) when that is set; an authenticated INVITE to a DID goes to its
   owner (on-net);
+* ``peers`` (name -> (IP address, port)) are IP-authenticated customers: an INVITE whose
+  source is exactly that address and port is the peer's, taken without a challenge (to the
+  city, or to a DID); a DID owned by a peer (``dids`` may name a peer instead of a
+  subscriber) is relayed statically, no registration involved, to ``sip:DID@HOST:PORT``
+  (Record-Routed, the DID also kept in ``To``); without peers none of this is in the config;
 * OPTIONS to the provider is answered 200; in-dialog requests follow the Record-Route.
 
 Every INVITE it receives (bar retransmissions absorbed by ``tm``) and every REGISTER is logged
 with ``xlog`` as one ``KAMPROV ...`` line on stderr, which the helper reads all the time:
-:meth:`Provider.invites` parses them into :class:`InviteRecord` values. Bindings are read
+:meth:`Provider.invites` parses them into :class:`InviteRecord` values. With
+``log_requests=True`` it also logs every request it receives (any method, retransmissions
+too) and every request it sends on (``onsend_route``), each with the transport it really
+used: :meth:`Provider.requests` (:class:`RequestRecord`). Bindings are read
 through the ``ul.lookup`` RPC with ``kamcmd`` on a control socket in the run directory.
 
 Kamailio forks worker processes into the process group of its main process (started in a
@@ -33,6 +42,7 @@ free again for :meth:`Provider.restart`.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import logging
 import os
 import re
@@ -99,6 +109,15 @@ REGISTER_FIELDS = {
     "outcome": "$var(outcome)", "user": "$tU", "auth_user": "$au", "auth_rc": "$var(auth_rc)",
     "contact": "$ct", "expires": "$hdr(Expires)", "src": "$si:$sp", "proto": "$pr",
 }  # fmt: skip
+# With `log_requests`: every request received (`REQUEST`, before any routing) and every request
+# sent on (`SENT`, in onsend_route: the transport and address it really left by).
+REQUEST_FIELDS = {
+    "method": "$rm", "proto": "$pr", "src": "$si:$sp", "ruri": "$ru", "call_id": "$ci",
+}  # fmt: skip
+SENT_FIELDS = {
+    "method": "$rm", "proto": "$snd(sproto)", "dst": "$snd(ip):$snd(port)", "ruri": "$ru",
+    "call_id": "$ci",
+}  # fmt: skip
 
 
 def _xlog_format(kind: str, fields: Mapping[str, str]) -> str:
@@ -115,6 +134,8 @@ def _line_pattern(kind: str, fields: Mapping[str, str]) -> re.Pattern[str]:
 
 _INVITE_LINE = _line_pattern("INVITE", INVITE_FIELDS)
 _REGISTER_LINE = _line_pattern("REGISTER", REGISTER_FIELDS)
+_REQUEST_LINE = _line_pattern("REQUEST", REQUEST_FIELDS)
+_SENT_LINE = _line_pattern("SENT", SENT_FIELDS)
 
 
 def _value(text: str) -> str:
@@ -228,6 +249,35 @@ class RegisterRecord:
         )  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """One request the provider received (`direction` ``received``, `address` its source) or
+    sent on (``sent``, `address` where it went), with the transport (``udp``, ``tcp``) it
+    really used; logged only by a provider started with ``log_requests=True``."""
+
+    direction: str
+    method: str
+    proto: str
+    address: tuple[str, int]
+    ruri: str
+    call_id: str
+    run: int
+
+    @classmethod
+    def parse(cls, line: str, run: int) -> RequestRecord | None:
+        for direction, pattern, where in (
+            ("received", _REQUEST_LINE, "src"), ("sent", _SENT_LINE, "dst"),
+        ):  # fmt: skip
+            match = pattern.search(line)
+            if match is not None:
+                return cls(
+                    direction, _value(match["method"]), _value(match["proto"]).lower(),
+                    _hostport(_value(match[where])), _value(match["ruri"]),
+                    _value(match["call_id"]), run,
+                )  # fmt: skip
+        return None
+
+
 # -- the config ------------------------------------------------------------------------------
 
 CONFIG = """\
@@ -284,6 +334,7 @@ event_route[core:worker-one-init] {{
 }}
 
 request_route {{
+{log_request}
     if (!mf_process_maxfwd_header("10")) {{
         sl_send_reply("483", "Too Many Hops");
         exit;
@@ -409,9 +460,11 @@ route[INVITE] {{
     $var(dest) = "";
     $var(status) = "";
     $var(owner) = "";
+{peer_vars}
 {did_owner}
     $var(from_subscriber) = 0;
 {from_subscriber}
+{from_peer}
     if ($var(owner) != "" && $var(from_subscriber) == 0
             && !is_present_hf("Proxy-Authorization")) {{
         $var(kind) = "inbound";
@@ -423,6 +476,7 @@ route[INVITE] {{
     }} else {{
         $var(kind) = "outbound";
     }}
+{peer_calls}
     if (!proxy_authorize("{realm}", "subscriber")) {{
         $var(auth_rc) = $rc;
         $var(outcome) = "challenged";
@@ -440,9 +494,11 @@ route[INVITE] {{
     exit;
 }}
 
-# To a DID: the owner's registered Contact, the DID kept in To.
+# To a DID: the owner's registered Contact, the DID kept in To; a peer's DID goes to the
+# peer's fixed address (a static route), the DID as the Request-URI user.
 route[DELIVER] {{
     $var(did) = $rU;
+{deliver_static}
     $rU = $var(owner);
     if (!lookup("location")) {{
         $var(outcome) = "rejected";
@@ -463,11 +519,11 @@ route[DELIVER] {{
     route(RELAY);
 }}
 
-# An authenticated subscriber's call to a number that is not a DID.
+# An authenticated subscriber's (or a peer's) call to a number that is not a DID.
 route[OUTBOUND] {{
 {outbound}
 }}
-"""
+{onsend}"""
 
 _RELAY_TO_CITY = """\
     $du = "sip:{city_host}:{city_port}";
@@ -483,6 +539,48 @@ _REJECT_OUTBOUND = """\
     route(LOG_INVITE);
     sl_send_reply("{status}", "{reason}");
     exit;"""
+
+# With `peers` (IP-authenticated customers) only; empty otherwise, so a provider without peers
+# runs the config it always ran.
+_PEER_VARS = """\
+    $var(peer) = "";
+    $var(static) = "";"""
+
+_FROM_PEER = """\
+    if ($si == "{host}" && $sp == {port}) {{
+        $var(peer) = "{name}";
+    }}"""
+
+# A peer is trusted by its source address: no challenge, its call goes to a DID or the city.
+_PEER_CALLS = """\
+    if ($var(peer) != "") {{
+        if ($var(owner) != "") {{
+            route(DELIVER);
+            exit;
+        }}
+        route(OUTBOUND);
+        exit;
+    }}"""
+
+_DELIVER_STATIC = """\
+    if ($var(static) != "") {{
+        $ru = "sip:" + $var(did) + "@" + $var(static);
+        record_route();
+        $var(outcome) = "relayed";
+        $var(dest) = $ru;
+        route(LOG_INVITE);
+        route(RELAY);
+    }}"""
+
+# With `log_requests` only: every request received, and every request sent (relayed).
+_LOG_REQUEST = """\
+    xlog("L_NOTICE", "{request_line}");"""
+
+_ONSEND = """\
+onsend_route {{
+    xlog("L_NOTICE", "{sent_line}");
+}}
+"""
 
 
 def _checked_name(kind: str, name: str) -> str:
@@ -505,20 +603,34 @@ def render_config(
     realm: str,
     qop: bool,
     mpath: Path,
+    peers: Mapping[str, tuple[str, int]] | None = None,
+    log_requests: bool = False,
 ) -> str:
     """The Kamailio config of a provider (see the module docstring)."""
+    peers = dict(peers or {})
     for user in subscribers:
         _checked_name("subscriber", user)
+    for name, (peer_host, peer_port) in peers.items():
+        _checked_name("peer", name)
+        if name in subscribers:
+            raise ValueError(f"{name!r} is both a subscriber and a peer")
+        ipaddress.ip_address(peer_host)  # an address, as $si compares it
+        if not 0 < peer_port < 65536:
+            raise ValueError(f"peer {name}: port {peer_port}")
     for did, owner in dids.items():
         _checked_name("DID", did)
-        if owner not in subscribers:
-            raise ValueError(f"DID {did} belongs to {owner!r}, who is not a subscriber")
+        if owner not in subscribers and owner not in peers:
+            raise ValueError(f"DID {did} belongs to {owner!r}, who is no subscriber or peer")
     if not re.fullmatch(r"[A-Za-z0-9.:-]+", realm):
         raise ValueError(f"realm {realm!r}")
-    did_owner = "\n".join(
-        f'    if ($rU == "{did}") {{\n        $var(owner) = "{owner}";\n    }}'
-        for did, owner in dids.items()
-    )
+
+    def owner_of(did: str, owner: str) -> str:
+        found = f'        $var(owner) = "{owner}";'
+        if owner in peers:
+            found += f'\n        $var(static) = "{peers[owner][0]}:{peers[owner][1]}";'
+        return f'    if ($rU == "{did}") {{\n{found}\n    }}'
+
+    did_owner = "\n".join(owner_of(did, owner) for did, owner in dids.items())
     from_subscriber = "\n".join(
         f'    if ($fU == "{user}") {{\n        $var(from_subscriber) = 1;\n    }}'
         for user in subscribers
@@ -533,12 +645,22 @@ def render_config(
         outbound = _RELAY_TO_CITY.format(city_host=city[0], city_port=city[1])
     else:
         outbound = _REJECT_OUTBOUND.format(status=404, reason="No Route")
+    from_peer = "\n".join(
+        _FROM_PEER.format(host=peer_host, port=peer_port, name=name)
+        for name, (peer_host, peer_port) in peers.items()
+    )
     return CONFIG.format(
         host=host, port=port, db=db, ctl=ctl, tag=TAG, realm=realm, qop="1" if qop else "0",
         mpath=f"{mpath}/", did_owner=did_owner, from_subscriber=from_subscriber,
         did_in_ruri="    $rU = $var(did);" if did_in_ruri else "", outbound=outbound,
         invite_line=_xlog_format("INVITE", INVITE_FIELDS),
         register_line=_xlog_format("REGISTER", REGISTER_FIELDS),
+        peer_vars=_PEER_VARS if peers else "", from_peer=from_peer,
+        peer_calls=_PEER_CALLS.format() if peers else "",
+        deliver_static=_DELIVER_STATIC.format() if peers else "",
+        log_request=_LOG_REQUEST.format(request_line=_xlog_format("REQUEST", REQUEST_FIELDS))
+        if log_requests else "",
+        onsend=_ONSEND.format(sent_line=_xlog_format("SENT", SENT_FIELDS)) if log_requests else "",
     )  # fmt: skip
 
 
@@ -662,7 +784,8 @@ class ProviderFailed(AssertionError):
 
 
 class Provider:
-    """A Kamailio SIP provider on 127.0.0.1 (see the module docstring); a context manager.
+    """A Kamailio SIP provider on `host` (127.0.0.1 unless given; see the module docstring);
+    a context manager.
 
     The options are plain attributes: change one (e.g. ``fail_outbound``) and call
     :meth:`restart` to apply it. The port is chosen once (free for UDP and TCP) and kept
@@ -682,9 +805,13 @@ class Provider:
         port: int | None = None,
         realm: str | None = None,
         qop: bool = False,
+        peers: Mapping[str, tuple[str, int]] | None = None,
+        log_requests: bool = False,
     ) -> None:
         self.subscribers = dict(subscribers)
         self.dids = dict(dids or {})
+        self.peers = dict(peers or {})
+        self.log_requests = log_requests
         self.city = city
         self.did_in_ruri = did_in_ruri
         self.fail_outbound = fail_outbound
@@ -754,7 +881,8 @@ class Provider:
                 host=self.host, port=self.port, db=self.db, ctl=self.ctl,
                 subscribers=self.subscribers, dids=self.dids, city=self.city,
                 did_in_ruri=self.did_in_ruri, fail_outbound=self.fail_outbound,
-                realm=self.realm, qop=self.qop, mpath=module_dir(),
+                realm=self.realm, qop=self.qop, mpath=module_dir(), peers=self.peers,
+                log_requests=self.log_requests,
             )
         )  # fmt: skip
         self.ctl.unlink(missing_ok=True)
@@ -882,6 +1010,13 @@ class Provider:
     def registers(self) -> list[RegisterRecord]:
         """Every REGISTER logged, over all runs, in order."""
         records = (RegisterRecord.parse(line, run) for run, line in self._all_lines())
+        return [r for r in records if r is not None]
+
+    def requests(self) -> list[RequestRecord]:
+        """Every request received or sent on, over all runs, in order (``log_requests``)."""
+        if not self.log_requests:
+            raise RuntimeError("the provider logs requests only with log_requests=True")
+        records = (RequestRecord.parse(line, run) for run, line in self._all_lines())
         return [r for r in records if r is not None]
 
     def wait_invite(
