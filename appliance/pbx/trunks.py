@@ -219,7 +219,9 @@ class TrunkLine:
             except ValueError:
                 return False
             return any(address in net for net in self.networks)
-        if self.config.kind == "ip":
+        if self.config.kind == "ip" or source.transport != "UDP":
+            # Over TCP the port is no one's identity: a provider opening a connection to the
+            # box's Contact (RFC 3261 §18.1.1) sends from a port of its system's choosing.
             return source.host in {host for host, _ in self.addresses}
         return (source.host, source.port) in self.addresses
 
@@ -341,6 +343,9 @@ class Trunks:
         if len(found) > 1:
             for line in found:
                 if f"line={line.config.instance}" in req.uri:
+                    return line
+            for line in found:  # over TCP, several trunks of one host: its exact address
+                if (source.host, source.port) in line.addresses:
                     return line
         return found[0] if found else None
 

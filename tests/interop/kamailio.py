@@ -12,7 +12,10 @@ test, then runs ``kamailio -f CFG -DD -E -Y RUNDIR -P PIDFILE`` in the foregroun
 * ``dids`` (DID -> username): an INVITE to a DID from the "PSTN side" (no credentials, From
   not a subscriber) is record-routed to the subscriber's registered Contact with the DID kept
   in ``To``; the Request-URI is the Contact (``lookup("location")``), or, with
-  ``did_in_ruri=True``, the Contact with the DID as its user part;
+  ``did_in_ruri=True``, the Contact with the DID as its user part. It goes to the Contact's
+  address (over TCP: on a connection Kamailio opens to it), or, with ``deliver_on_flow=True``,
+  back where the REGISTER came from (over TCP: on the subscriber's own connection), as
+  providers do for customers behind NAT;
 * any other INVITE (a number that is not a DID, or from a subscriber) is challenged with 407
   and, once authenticated, relayed unchanged to ``city`` (host, port) -- or answered with
   ``fail_outbound`` (e.g. 503) when that is set; an authenticated INVITE to a DID goes to its
@@ -323,6 +326,7 @@ modparam("rr", "append_fromtag", 1)
 modparam("usrloc", "db_mode", 0)
 modparam("registrar", "min_expires", 1)
 modparam("registrar", "max_expires", 3600)
+{received_param}
 modparam("auth_db", "db_url", "sqlite:///{db}")
 modparam("auth_db", "calculate_ha1", 1)
 modparam("auth_db", "password_column", "password")
@@ -443,6 +447,7 @@ route[REGISTER] {{
         exit;
     }}
     consume_credentials();
+{save_received}
     if (!save("location")) {{
         $var(outcome) = "error";
         route(LOG_REGISTER);
@@ -572,6 +577,13 @@ _DELIVER_STATIC = """\
         route(RELAY);
     }}"""
 
+# With `deliver_on_flow` only: a binding keeps where its REGISTER came from (transport, address,
+# port) as `received`, and lookup() then sends to that address (over TCP: on that connection).
+_RECEIVED_PARAM = """modparam("registrar", "received_avp", "$avp(RECEIVED)")"""
+
+_SAVE_RECEIVED = """\
+    $avp(RECEIVED) = "sip:" + $si + ":" + $sp + ";transport=" + $pr;"""
+
 # With `log_requests` only: every request received, and every request sent (relayed).
 _LOG_REQUEST = """\
     xlog("L_NOTICE", "{request_line}");"""
@@ -605,6 +617,7 @@ def render_config(
     mpath: Path,
     peers: Mapping[str, tuple[str, int]] | None = None,
     log_requests: bool = False,
+    deliver_on_flow: bool = False,
 ) -> str:
     """The Kamailio config of a provider (see the module docstring)."""
     peers = dict(peers or {})
@@ -656,6 +669,8 @@ def render_config(
         invite_line=_xlog_format("INVITE", INVITE_FIELDS),
         register_line=_xlog_format("REGISTER", REGISTER_FIELDS),
         peer_vars=_PEER_VARS if peers else "", from_peer=from_peer,
+        received_param=_RECEIVED_PARAM if deliver_on_flow else "",
+        save_received=_SAVE_RECEIVED if deliver_on_flow else "",
         peer_calls=_PEER_CALLS.format() if peers else "",
         deliver_static=_DELIVER_STATIC.format() if peers else "",
         log_request=_LOG_REQUEST.format(request_line=_xlog_format("REQUEST", REQUEST_FIELDS))
@@ -807,11 +822,13 @@ class Provider:
         qop: bool = False,
         peers: Mapping[str, tuple[str, int]] | None = None,
         log_requests: bool = False,
+        deliver_on_flow: bool = False,
     ) -> None:
         self.subscribers = dict(subscribers)
         self.dids = dict(dids or {})
         self.peers = dict(peers or {})
         self.log_requests = log_requests
+        self.deliver_on_flow = deliver_on_flow
         self.city = city
         self.did_in_ruri = did_in_ruri
         self.fail_outbound = fail_outbound
@@ -882,7 +899,7 @@ class Provider:
                 subscribers=self.subscribers, dids=self.dids, city=self.city,
                 did_in_ruri=self.did_in_ruri, fail_outbound=self.fail_outbound,
                 realm=self.realm, qop=self.qop, mpath=module_dir(), peers=self.peers,
-                log_requests=self.log_requests,
+                log_requests=self.log_requests, deliver_on_flow=self.deliver_on_flow,
             )
         )  # fmt: skip
         self.ctl.unlink(missing_ok=True)
@@ -1043,6 +1060,29 @@ class Provider:
         assert isinstance(found, InviteRecord)
         return found
 
+    def wait_request(
+        self,
+        predicate: Callable[[RequestRecord], bool],
+        timeout: float = 10.0,
+        since: int = 0,
+    ) -> RequestRecord:
+        """The first request of the current run received or sent on (``log_requests``) that
+        matches `predicate`, waiting for it; from output line `since` on."""
+
+        def match(line: str) -> RequestRecord | None:
+            record = RequestRecord.parse(line, self._run)
+            return record if record is not None and predicate(record) else None
+
+        try:
+            _, found, _ = self.lines.wait(match, timeout, since)
+        except FeedClosed as exc:
+            raise AssertionError(
+                f"no matching request at the provider ({exc}); saw:\n"
+                + "\n".join(map(str, self.requests()))
+            ) from None
+        assert isinstance(found, RequestRecord)
+        return found
+
     def rpc(self, *command: str, timeout: float = 10.0) -> str:
         """Run one RPC command with kamcmd on the control socket; its output."""
         proc = subprocess.run(
@@ -1064,19 +1104,17 @@ class Provider:
         return re.findall(r"^\s*Address:\s*(\S+)\s*$", text, re.MULTILINE)
 
     def wait_registered(self, username: str, timeout: float = 10.0) -> list[str]:
-        """Wait until `username` has a binding (checked now, then after each REGISTER of
-        that user the provider saves); its Contact URIs."""
-        since = self.lines.mark()
-        contacts = self.registered(username)
+        """Wait until `username` has a binding and the provider's log line of a REGISTER of
+        that user it saved has been read (Kamailio answers 200 before it logs the line, so a
+        binding can exist before :meth:`registers` lists its REGISTER); its Contact URIs."""
+
+        def saved(line: str) -> bool:
+            record = RegisterRecord.parse(line, self._run)
+            return record is not None and record.outcome == "saved" and record.user == username
+
         deadline = time.monotonic() + timeout
-        while not contacts:
-
-            def saved(line: str) -> bool:
-                record = RegisterRecord.parse(line, self._run)
-                return (
-                    record is not None and record.outcome == "saved" and (record.user == username)
-                )
-
+        since = 0  # this run's log, from its start
+        while True:
             try:
                 _, _, since = self.lines.wait(saved, max(deadline - time.monotonic(), 0), since)
             except FeedClosed as exc:
@@ -1085,7 +1123,8 @@ class Provider:
                     + "\n".join(map(str, self.registers()))
                 ) from None
             contacts = self.registered(username)
-        return contacts
+            if contacts:
+                return contacts
 
 
 def provider_factory(workdir: Path) -> Iterator[Callable[..., Provider]]:

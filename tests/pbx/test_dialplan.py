@@ -164,6 +164,16 @@ def test_a_trunk_is_recognised_by_its_server_address_and_port_alone(plan: DialPl
     found = lines.match(req, Destination("UDP", "127.0.0.1", 5070))
     assert found is not None and found.name == "moscow"
     assert lines.match(req, Destination("UDP", "127.0.0.1", 5071)) is None  # another port
+    # Over TCP a connection the provider opened comes from any port of its host (to the
+    # registered Contact: its line parameter tells the two trunks of 127.0.0.1 apart).
+    moscow = lines.get("moscow")
+    assert moscow is not None
+    to_contact = _invite(f"sip:acc-moscow@127.0.0.1:5060;line={moscow.config.instance}")
+    over_tcp = lines.match(to_contact, Destination("TCP", "127.0.0.1", 40001))
+    assert over_tcp is moscow
+    spare = lines.match(req, Destination("TCP", "127.0.0.1", 5080))  # its own server's port
+    assert spare is not None and spare.name == "spare"
+    assert lines.match(req, Destination("TCP", "203.0.113.9", 5070)) is None
     gateway = lines.match(req, Destination("UDP", "198.51.100.7", 40000))  # inside its CIDR
     assert gateway is not None and gateway.name == "gw"
     assert lines.match(req, Destination("UDP", "203.0.113.9", 5060)) is None
