@@ -29,6 +29,9 @@ class Text(str):
         text.params = params
         return text
 
+    def __getnewargs__(self) -> tuple[str, dict[str, Any]]:  # type: ignore[override]  # copy, pickle
+        return self.msgid, self.params
+
 
 def T(msgid: str, **params: Any) -> Text:
     """Mark `msgid` for translation; `{name}` placeholders take `params`."""

@@ -2,7 +2,8 @@
 classes (ITU-T E.164, national numbering plans) for the office countries.
 
 A neutral module: the store uses it to validate configuration, the dial plan to route and to
-check permissions. It imports nothing from the rest of the appliance.
+check permissions. It imports nothing from the rest of the appliance but `appliance.i18n`, for
+its messages.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Generic, TypeAlias, TypeVar
 
-T = TypeVar("T")
+from appliance.i18n import T
+
+V = TypeVar("V")
 
 # --- Dial patterns -----------------------------------------------------------------------
 
@@ -64,14 +67,17 @@ class DialPattern:
         """Parse `text`; an optional leading `_` is ignored and letters may be any case."""
 
         def fail(problem: str, at: int | None = None) -> PatternError:
-            where = "" if at is None else f" at {at}"
-            return PatternError(f"pattern {text!r}: {problem}{where}")
+            if at is None:
+                return PatternError(T("pattern {text!r}: {problem}", text=text, problem=problem))
+            return PatternError(
+                T("pattern {text!r}: {problem} at {at}", text=text, problem=problem, at=at)
+            )
 
         if len(text) > MAX_PATTERN_LENGTH:
-            raise fail(f"longer than {MAX_PATTERN_LENGTH} characters")
+            raise fail(T("longer than {length} characters", length=MAX_PATTERN_LENGTH))
         start = 1 if text.startswith("_") else 0
         if start == len(text):
-            raise fail("empty")
+            raise fail(T("empty"))
         parts: list[list[Element]] = [[]]
         tail = ""
         i = start
@@ -79,30 +85,30 @@ class DialPattern:
             char = text[i]
             if char in ".!":
                 if i != len(text) - 1:
-                    raise fail(f"{char!r} before the end", i)
+                    raise fail(T("{char!r} before the end", char=char), i)
                 tail = char
             elif char == "|":
                 if len(parts) > 1:
-                    raise fail("second '|'", i)
+                    raise fail(T("second '|'"), i)
                 if not parts[0]:
-                    raise fail("nothing before '|'", i)
+                    raise fail(T("nothing before '|'"), i)
                 if i == len(text) - 1:
-                    raise fail("nothing after '|'", i)
+                    raise fail(T("nothing after '|'"), i)
                 parts.append([])
             elif char == "[":
                 close = text.find("]", i + 1)
                 if close < 0:
-                    raise fail("unclosed '['", i)
+                    raise fail(T("unclosed '['"), i)
                 parts[-1].append(_parse_set(text, i, close, fail))
                 i = close
             elif char == "]":
-                raise fail("unmatched ']'", i)
+                raise fail(T("unmatched ']'"), i)
             elif char.upper() in _NAMED:
                 parts[-1].append(_NAMED[char.upper()])
             elif char in _SYMBOLS:
                 parts[-1].append(frozenset(char))
             else:
-                raise fail(f"unknown character {char!r}", i)
+                raise fail(T("unknown character {char!r}", char=char), i)
             i += 1
         if len(parts) == 1:
             return cls(prefix=(), body=tuple(parts[0]), tail=tail)
@@ -142,26 +148,26 @@ def _parse_set(
     """The element `text[open_at:close_at + 1]`, such as `[13-5]` (digit ranges only)."""
     content = text[open_at + 1 : close_at]
     if not content:
-        raise fail("empty set '[]'", open_at)
+        raise fail(T("empty set '[]'"), open_at)
     chars: set[str] = set()
     k = 0
     while k < len(content):
         char, at = content[k], open_at + 1 + k
         if char == "-":
-            raise fail("'-' without a range", at)
+            raise fail(T("'-' without a range"), at)
         if content[k + 1 : k + 2] == "-":
             if k + 2 == len(content):
-                raise fail("'-' without a range", at + 1)
+                raise fail(T("'-' without a range"), at + 1)
             low, high = char, content[k + 2]
             if low not in _DIGITS or high not in _DIGITS:
-                raise fail(f"range '{low}-{high}' of non-digits", at)
+                raise fail(T("range '{low}-{high}' of non-digits", low=low, high=high), at)
             if low > high:
-                raise fail(f"reversed range '{low}-{high}'", at)
+                raise fail(T("reversed range '{low}-{high}'", low=low, high=high), at)
             chars.update(_DIGITS[int(low) : int(high) + 1])
             k += 3
             continue
         if char not in _SYMBOLS:
-            raise fail(f"unknown character {char!r} in set", at)
+            raise fail(T("unknown character {char!r} in set", char=char), at)
         chars.add(char)
         k += 1
     return frozenset(chars)
@@ -189,7 +195,7 @@ def _show(element: Element) -> str:
     return "[" + "".join(out) + "]"
 
 
-class PatternTable(Generic[T]):
+class PatternTable(Generic[V]):
     """Ordered (pattern, value) entries, looked up by first match in list order.
 
     The patterns are compiled into a trie over their elements (edges are character sets;
@@ -200,8 +206,8 @@ class PatternTable(Generic[T]):
     a lock so that threads may share a table.
     """
 
-    def __init__(self, entries: Iterable[tuple[DialPattern | str, T]]) -> None:
-        self.entries: tuple[tuple[DialPattern, T], ...] = tuple(
+    def __init__(self, entries: Iterable[tuple[DialPattern | str, V]]) -> None:
+        self.entries: tuple[tuple[DialPattern, V], ...] = tuple(
             (p if isinstance(p, DialPattern) else DialPattern.parse(p), value)
             for p, value in entries
         )
@@ -242,7 +248,7 @@ class PatternTable(Generic[T]):
     def __len__(self) -> int:
         return len(self.entries)
 
-    def lookup(self, number: str) -> tuple[T, str, DialPattern] | None:
+    def lookup(self, number: str) -> tuple[V, str, DialPattern] | None:
         """The first entry matching `number`: (value, number without the prefix, pattern)."""
         none = self._none
         state = self._start
@@ -579,7 +585,13 @@ def numbering_plan(country: str) -> NumberingPlan:
     """The plan of `country` (an office country code such as "RU"); raises CountryError."""
     plan = PLANS.get(country)
     if plan is None:
-        raise CountryError(f"unknown country {country!r}; known: {', '.join(sorted(PLANS))}")
+        raise CountryError(
+            T(
+                "unknown country {country!r}; known: {known}",
+                country=country,
+                known=", ".join(sorted(PLANS)),
+            )
+        )
     return plan
 
 
@@ -656,7 +668,7 @@ def _clean(number: str) -> str:
     """`number` without separators, checked: digits, `*` and `#`, or `+` then digits."""
 
     def fail(problem: str) -> NumberError:
-        return NumberError(f"number {number!r}: {problem}")
+        return NumberError(T("number {number!r}: {problem}", number=number, problem=problem))
 
     out: list[str] = []
     for at, char in enumerate(number):
@@ -664,16 +676,18 @@ def _clean(number: str) -> str:
             continue
         if char == "+":
             if out:
-                raise fail(f"'+' only at the start, found at {at}")
+                raise fail(T("'+' only at the start, found at {at}", at=at))
         elif char not in _DIGITS and (char not in "*#" or out[:1] == ["+"]):
-            raise fail(f"unexpected character {char!r} at {at}")
+            raise fail(T("unexpected character {char!r} at {at}", char=char, at=at))
         out.append(char)
     if not out:
-        raise fail("empty")
+        raise fail(T("empty"))
     if out == ["+"]:
-        raise fail("no digits after '+'")
+        raise fail(T("no digits after '+'"))
     if len(out) > SHORT_NUMBER_LENGTH and ("*" in out or "#" in out):
-        raise fail(f"'*' and '#' only in short codes ({SHORT_NUMBER_LENGTH} or fewer)")
+        raise fail(
+            T("'*' and '#' only in short codes ({length} or fewer)", length=SHORT_NUMBER_LENGTH)
+        )
     return "".join(out)
 
 
@@ -683,11 +697,17 @@ def _area(area_code: str, plan: NumberingPlan) -> str:
     if plan.trunk_prefix == "0" and area.startswith("0"):
         area = area[1:]
     if any(c not in _DIGITS for c in area):
-        raise NumberError(f"area code {area_code!r}: digits only")
+        raise NumberError(T("area code {area_code!r}: digits only", area_code=area_code))
     if area_code and not area:
-        raise NumberError(f"area code {area_code!r}: no digits")
+        raise NumberError(T("area code {area_code!r}: no digits", area_code=area_code))
     if area and area[0] not in plan.nsn_first:
-        raise NumberError(f"area code {area_code!r}: no national number starts with {area[0]}")
+        raise NumberError(
+            T(
+                "area code {area_code!r}: no national number starts with {digit}",
+                area_code=area_code,
+                digit=area[0],
+            )
+        )
     return area
 
 
@@ -704,7 +724,13 @@ MAX_E164_DIGITS = 15
 def _normalize(digits: str, plan: NumberingPlan, area: str) -> str:
     e164 = _e164(digits, plan, area)
     if e164.startswith("+") and len(e164) - 1 > MAX_E164_DIGITS:
-        raise NumberError(f"{e164}: more than {MAX_E164_DIGITS} digits, the most E.164 allows")
+        raise NumberError(
+            T(
+                "{number}: more than {length} digits, the most E.164 allows",
+                number=e164,
+                length=MAX_E164_DIGITS,
+            )
+        )
     return e164
 
 

@@ -20,14 +20,16 @@ import json
 import re
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import Any
 
 from appliance import numbering
-from appliance.i18n import LANGUAGES
+from appliance.i18n import LANGUAGES, T
 from appliance.store import dids, extensions, routes, settings, trunks, users
 from appliance.store.database import Database
 from appliance.store.db import transaction
 from appliance.store.migrations import MIGRATIONS, current_version
+from appliance.store.texts import reason
 
 FORMAT = "pbx-appliance-backup"
 VERSION = 1
@@ -104,10 +106,17 @@ def dumps(db: Database) -> bytes:
 def _list(doc: dict[str, Any], key: str, fields: tuple[str, ...]) -> list[dict[str, Any]]:
     items = doc.get(key)
     if not isinstance(items, list):
-        raise BackupError(f"'{key}' must be a list")
+        raise BackupError(T("'{key}' must be a list", key=key))
     for i, item in enumerate(items):
         if not isinstance(item, dict) or not all(isinstance(item.get(f), str) for f in fields):
-            raise BackupError(f"{key}[{i}] must have text fields {', '.join(fields)}")
+            raise BackupError(
+                T(
+                    "{key}[{index}] must have text fields {fields}",
+                    key=key,
+                    index=i,
+                    fields=", ".join(fields),
+                )
+            )
     return items
 
 
@@ -116,80 +125,103 @@ def check(data: bytes) -> dict[str, Any]:
     try:
         doc = json.loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BackupError(f"not a backup file (not JSON: {exc})") from None
+        raise BackupError(T("not a backup file (not JSON: {error})", error=str(exc))) from None
     except RecursionError:
-        raise BackupError("not a backup file (nested too deeply)") from None
+        raise BackupError(T("not a backup file (nested too deeply)")) from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise BackupError("not a backup file of this PBX")
+        raise BackupError(T("not a backup file of this PBX"))
     if doc.get("version") != VERSION:
-        raise BackupError(f"backup format version {doc.get('version')!r} is not supported")
+        raise BackupError(
+            T("backup format version {version!r} is not supported", version=doc.get("version"))
+        )
     conf = doc.get("settings")
     if not isinstance(conf, dict) or not all(isinstance(v, str) for v in conf.values()):
-        raise BackupError("'settings' must map names to text values")
+        raise BackupError(T("'settings' must map names to text values"))
     for key, value in conf.items():
         if key in settings.SETTINGS:
             try:
                 settings.SETTINGS[key].validate(value)
             except settings.SettingError as exc:
-                raise BackupError(f"setting {exc}") from None
+                raise BackupError(T("setting {reason}", reason=reason(exc))) from None
         elif key not in INTERNAL:
-            raise BackupError(f"unknown setting {key!r}")
+            raise BackupError(T("unknown setting {key!r}", key=key))
     if not conf.get("sip.realm"):
-        raise BackupError("the backup has no SIP realm: its extensions' credentials need it")
+        raise BackupError(T("the backup has no SIP realm: its extensions' credentials need it"))
     for ext in _list(doc, "extensions", ("number", "name", "realm", "ha1_md5", "ha1_sha256")):
         ext.setdefault("permissions", ",".join(numbering.DEFAULT_PERMISSIONS))
         ext.setdefault("caller_id", "")
         if not isinstance(ext["permissions"], str) or not isinstance(ext["caller_id"], str):
-            raise BackupError(f"extension {ext['number']}: permissions and caller ID must be text")
+            raise BackupError(
+                T(
+                    "extension {number}: permissions and caller ID must be text",
+                    number=ext["number"],
+                )
+            )
         try:
             extensions.check_number(ext["number"])
             extensions.check_name(ext["name"])
         except extensions.ExtensionError as exc:
-            raise BackupError(str(exc)) from None
+            raise BackupError(reason(exc)) from None
         try:
             allowed = extensions.check_permissions(ext["permissions"].split(","))
         except extensions.ExtensionError as exc:
-            raise BackupError(f"extension {ext['number']}: {exc}") from None
+            raise BackupError(
+                T("extension {number}: {reason}", number=ext["number"], reason=reason(exc))
+            ) from None
         ext["permissions"] = ",".join(allowed)
         if not (HEX_RE.match(ext["ha1_md5"]) and HEX_RE.match(ext["ha1_sha256"])):
-            raise BackupError(f"extension {ext['number']}: credentials are damaged")
+            raise BackupError(
+                T("extension {number}: credentials are damaged", number=ext["number"])
+            )
     people = _list(doc, "users", ("username", "role", "password_hash"))
     for user in people:
         try:
             users.check_username(user["username"])
             users.check_role(user["role"])
         except users.UserError as exc:
-            raise BackupError(str(exc)) from None
+            raise BackupError(reason(exc)) from None
         try:
             users.parse_hash(user["password_hash"])
         except ValueError:
-            raise BackupError(f"user {user['username']}: password hash is damaged") from None
+            raise BackupError(
+                T("user {username}: password hash is damaged", username=user["username"])
+            ) from None
         if user.setdefault("language", "") not in ("", *LANGUAGES):  # (older backups: none)
-            raise BackupError(f"user {user['username']}: unknown language {user['language']!r}")
+            raise BackupError(
+                T(
+                    "user {username}: unknown language {language!r}",
+                    username=user["username"],
+                    language=user["language"],
+                )
+            )
     if not any(u["role"] == "admin" for u in people):
-        raise BackupError("the backup has no admin user: restoring it would lock everyone out")
+        raise BackupError(T("the backup has no admin user: restoring it would lock everyone out"))
     for token in _list(doc, "api_tokens", ("name", "role", "token_hash")):
         if token["role"] not in users.ROLES or not HEX_RE.match(token["token_hash"]):
-            raise BackupError(f"API token {token['name']!r} is damaged")
+            raise BackupError(T("API token {name!r} is damaged", name=token["name"]))
         created = token.get("created_at", 0)
         if (
             isinstance(created, bool)
             or not isinstance(created, int | float)
             or not 0 <= created < 1e11  # NaN fails this too
         ):
-            raise BackupError(f"API token {token['name']!r} has a damaged date")
+            raise BackupError(T("API token {name!r} has a damaged date", name=token["name"]))
     for key in ("trunks", "dids", "routes"):
         doc.setdefault(key, [])  # a backup made before trunks existed
         if not isinstance(doc[key], list) or not all(isinstance(i, dict) for i in doc[key]):
-            raise BackupError(f"'{key}' must be a list of objects")
-    for key, unique, what in (("extensions", "number", "extension"),
-                              ("users", "username", "user"),
-                              ("api_tokens", "token_hash", "API token")):  # fmt: skip
+            raise BackupError(T("'{key}' must be a list of objects", key=key))
+    twice: dict[str, Callable[[str], str]] = {
+        "extensions": lambda shown: T("the backup lists extension {number} twice", number=shown),
+        "users": lambda shown: T("the backup lists user {username} twice", username=shown),
+        "api_tokens": lambda shown: T("the backup lists API token {name} twice", name=shown),
+    }
+    for key, unique in (("extensions", "number"), ("users", "username"),
+                        ("api_tokens", "token_hash")):  # fmt: skip
         seen: set[str] = set()
         for item in doc[key]:
             if item[unique] in seen:
                 shown = item["name"] if key == "api_tokens" else item[unique]
-                raise BackupError(f"the backup lists {what} {shown} twice")
+                raise BackupError(twice[key](shown))
             seen.add(item[unique])
     _check_numbering(doc)
     return doc
@@ -214,35 +246,44 @@ def _check_numbering(doc: dict[str, Any]) -> None:
         )
         for i, trunk in enumerate(doc["trunks"]):
             name = trunk.get("name")
-            what = f"trunk {name}" if isinstance(name, str) else f"trunks[{i}]"
+            what = T("trunk {name}", name=name) if isinstance(name, str) else f"trunks[{i}]"
             missing = sorted({"name", "server", "instance"} - set(trunk))
             unknown = sorted(set(trunk) - set(TRUNK_FIELDS))
             if missing or not isinstance(name, str):
-                raise BackupError(f"{what} must have the fields name, server and instance")
+                raise BackupError(
+                    T("{what} must have the fields name, server and instance", what=what)
+                )
             if unknown:
-                raise BackupError(f"{what}: unknown fields {', '.join(unknown)}")
+                raise BackupError(
+                    T("{what}: unknown fields {fields}", what=what, fields=", ".join(unknown))
+                )
             if not isinstance(trunk["instance"], str) or not INSTANCE_RE.match(trunk["instance"]):
-                raise BackupError(f"{what}: its instance token is damaged")
+                raise BackupError(T("{what}: its instance token is damaged", what=what))
             fields = {k: v for k, v in trunk.items() if k not in ("name", "instance")}
             try:
                 made = trunks.add(scratch, trunks.check_name(name), **fields)
             except trunks.TrunkExists:
-                raise BackupError(f"the backup lists trunk {name} twice") from None
+                raise BackupError(T("the backup lists trunk {name} twice", name=name)) from None
             except trunks.TrunkError as exc:
-                raise BackupError(f"{what}: {exc}") from None
+                raise BackupError(T("{what}: {reason}", what=what, reason=reason(exc))) from None
             doc["trunks"][i] = {**_trunk_doc(made), "instance": trunk["instance"]}
         for i, did in enumerate(doc["dids"]):
             if set(did) != {"number", "label", "trunk", "destination"} or not all(
                 isinstance(v, str) for v in did.values()
             ):
                 raise BackupError(
-                    f"dids[{i}] must have text fields number, label, trunk, destination"
+                    T(
+                        "dids[{index}] must have text fields number, label, trunk, destination",
+                        index=i,
+                    )
                 )
             try:
                 made_did = dids.add(scratch, did["number"], did["destination"], did["label"],
                                     did["trunk"])  # fmt: skip
             except dids.DidError as exc:
-                raise BackupError(f"DID {did['number']}: {exc}") from None
+                raise BackupError(
+                    T("DID {number}: {reason}", number=did["number"], reason=reason(exc))
+                ) from None
             doc["dids"][i] = {**did, "number": made_did.number, "destination": made_did.destination}
         for i, route in enumerate(doc["routes"]):
             if set(route) != {"name", "patterns", "prepend", "trunks", "caller_id"} or not (
@@ -252,7 +293,11 @@ def _check_numbering(doc: dict[str, Any]) -> None:
                         for k in ("patterns", "trunks"))
             ):  # fmt: skip
                 raise BackupError(
-                    f"routes[{i}] must have the fields name, patterns, prepend, trunks, caller_id"
+                    T(
+                        "routes[{index}] must have the fields name, patterns, prepend, trunks,"
+                        " caller_id",
+                        index=i,
+                    )
                 )
             try:
                 made_route = routes.add(
@@ -260,9 +305,13 @@ def _check_numbering(doc: dict[str, Any]) -> None:
                     route["caller_id"],
                 )  # fmt: skip
             except routes.RouteExists:
-                raise BackupError(f"the backup lists route {route['name']} twice") from None
+                raise BackupError(
+                    T("the backup lists route {name} twice", name=route["name"])
+                ) from None
             except routes.RouteError as exc:
-                raise BackupError(f"route {route['name']}: {exc}") from None
+                raise BackupError(
+                    T("route {name}: {reason}", name=route["name"], reason=reason(exc))
+                ) from None
             doc["routes"][i] = {
                 **route,
                 "patterns": list(made_route.patterns),
@@ -274,14 +323,16 @@ def _check_numbering(doc: dict[str, Any]) -> None:
                     scratch, ext["number"], ext["caller_id"]
                 )
             except extensions.ExtensionError as exc:
-                raise BackupError(f"extension {ext['number']}: {exc}") from None
+                raise BackupError(
+                    T("extension {number}: {reason}", number=ext["number"], reason=reason(exc))
+                ) from None
         for key, value in doc["settings"].items():
             spec = settings.SETTINGS.get(key)
             if isinstance(spec, settings.DestinationSetting):
                 try:
                     spec.check(scratch, spec.validate(value))
                 except settings.SettingError as exc:
-                    raise BackupError(f"setting {exc}") from None
+                    raise BackupError(T("setting {reason}", reason=reason(exc))) from None
     finally:
         scratch.conn.close()
 

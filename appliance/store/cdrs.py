@@ -6,6 +6,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from appliance.i18n import T
 from appliance.store.database import Database
 from appliance.store.db import transaction
 
@@ -75,10 +76,17 @@ def write(db: Database, records: list[Cdr]) -> None:
     """Insert records in one transaction."""
     if not records:
         return
-    if any(r.disposition not in DISPOSITIONS for r in records):
-        raise ValueError("unknown CDR disposition")
-    if any(r.direction not in DIRECTIONS for r in records):
-        raise ValueError("unknown CDR direction")
+    for r in records:
+        if r.disposition not in DISPOSITIONS:
+            raise ValueError(
+                T("unknown CDR disposition {disposition!r}; known: {known}",
+                  disposition=r.disposition, known=", ".join(DISPOSITIONS))
+            )  # fmt: skip
+        if r.direction not in DIRECTIONS:
+            raise ValueError(
+                T("unknown CDR direction {direction!r}; known: {known}",
+                  direction=r.direction, known=", ".join(DIRECTIONS))
+            )  # fmt: skip
     sql = f"INSERT INTO cdrs ({COLUMNS}) VALUES ({', '.join('?' * len(_NAMES))})"
     with transaction(db) as conn:
         conn.executemany(sql, [[row[n] for n in _NAMES] for row in map(Cdr.row, records)])
@@ -152,6 +160,15 @@ def search(
 def count(db: Database, where: Filter = Filter()) -> int:
     sql, args = where.where()
     return int(db.conn.execute(f"SELECT COUNT(*) FROM cdrs{sql}", args).fetchone()[0])
+
+
+def talk_seconds(db: Database, where: Filter = Filter()) -> float:
+    """The talk time of the matching records: the seconds from answer to end (`billsec`) of
+    each answered call, added up (0 when none)."""
+    sql, args = where.where()
+    sql += " AND answered_at IS NOT NULL" if sql else " WHERE answered_at IS NOT NULL"
+    total = db.conn.execute(f"SELECT TOTAL(billsec) FROM cdrs{sql}", args).fetchone()[0]
+    return round(float(total), 3)
 
 
 def get(db: Database, call_id: str) -> dict[str, Any] | None:

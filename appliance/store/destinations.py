@@ -13,11 +13,22 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from appliance.i18n import T
 from appliance.store.database import Database
+from appliance.store.texts import joined, reason
 
 HANGUP_CAUSES = ("busy", "not-found", "unavailable", "rejected", "congestion")
 """How a call may be refused: busy (486), not-found (404), unavailable (480), rejected (603),
 congestion (503)."""
+
+CAUSE_NAMES = {
+    "busy": T("busy"),
+    "not-found": T("not-found"),
+    "unavailable": T("unavailable"),
+    "rejected": T("rejected"),
+    "congestion": T("congestion"),
+}
+"""Each hang-up cause as people read it ("hang up (busy)"): the code itself in English."""
 
 _SYNTAX = re.compile(r"([a-zA-Z][a-zA-Z-]*):(\S+)\Z")
 
@@ -48,7 +59,7 @@ class Kind:
 
 def _extension_target(target: str) -> str:
     if not re.fullmatch(r"[0-9]{2,6}", target):
-        raise DestinationError(f"an extension is 2 to 6 digits, not {target!r}")
+        raise DestinationError(T("an extension is 2 to 6 digits, not {target!r}", target=target))
     return target
 
 
@@ -58,48 +69,58 @@ def _extension_name(db: Database, number: str) -> str | None:
 
 
 def _extension_exists(db: Database, number: str) -> str | None:
-    return None if _extension_name(db, number) is not None else f"there is no extension {number}"
+    if _extension_name(db, number) is not None:
+        return None
+    return T("there is no extension {number}", number=number)
 
 
 def _extension_describe(db: Database, number: str) -> str:
     name = _extension_name(db, number)
     if name is None:
-        return f"extension {number} (missing)"
-    return f"extension {number} ({name})" if name else f"extension {number}"
+        return T("extension {number} (missing)", number=number)
+    if name:
+        return T("extension {number} ({name})", number=number, name=name)
+    return T("extension {number}", number=number)
 
 
 def _route_target(target: str) -> str:
     if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", target):
-        raise DestinationError(f"{target!r} is not a route name")
+        raise DestinationError(T("{target!r} is not a route name", target=target))
     return target
 
 
 def _route_exists(db: Database, name: str) -> str | None:
     row = db.execute("SELECT 1 FROM routes WHERE name = ?", [name]).fetchone()
-    return None if row is not None else f"there is no outbound route {name}"
+    return None if row is not None else T("there is no outbound route {name}", name=name)
 
 
 def _route_describe(db: Database, name: str) -> str:
-    missing = _route_exists(db, name) is not None
-    return f"outbound route {name}" + (" (missing)" if missing else "")
+    if _route_exists(db, name) is not None:
+        return T("outbound route {name} (missing)", name=name)
+    return T("outbound route {name}", name=name)
 
 
 def _hangup_target(target: str) -> str:
     if target not in HANGUP_CAUSES:
         raise DestinationError(
-            f"a hang-up cause is one of {', '.join(HANGUP_CAUSES)}, not {target!r}"
-        )
+            T(
+                "a hang-up cause is one of {causes}, not {target!r}",
+                causes=", ".join(HANGUP_CAUSES), target=target,
+            )
+        )  # fmt: skip
     return target
 
 
+def _hangup_describe(db: Database, cause: str) -> str:
+    return T("hang up ({cause})", cause=CAUSE_NAMES.get(cause, cause))
+
+
 KINDS: dict[str, Kind] = {
-    "extension": Kind("an extension", _extension_target, _extension_exists, _extension_describe),
+    "extension": Kind(T("an extension"), _extension_target, _extension_exists, _extension_describe),
     "route": Kind(
-        "an outbound route", _route_target, _route_exists, _route_describe, inbound=False
+        T("an outbound route"), _route_target, _route_exists, _route_describe, inbound=False
     ),
-    "hangup": Kind(
-        "a hang-up", _hangup_target, lambda db, cause: None, lambda db, cause: f"hang up ({cause})"
-    ),
+    "hangup": Kind(T("a hang-up"), _hangup_target, lambda db, cause: None, _hangup_describe),
 }
 """Every kind of destination, by the word before the colon."""
 
@@ -109,22 +130,28 @@ def parse(text: str, *, inbound: bool = False, field: str = "destination") -> tu
     match = _SYNTAX.match(text.strip())
     if match is None:
         raise DestinationError(
-            f"a destination is KIND:TARGET (e.g. extension:101, hangup:busy), not {text!r}", field
-        )
+            T("a destination is KIND:TARGET (e.g. extension:101, hangup:busy), not {text!r}",
+              text=text),
+            field,
+        )  # fmt: skip
     kind_name, target = match[1].lower(), match[2]
     kind = KINDS.get(kind_name)
     if kind is None:
         raise DestinationError(
-            f"unknown destination kind {kind_name!r}; known: {', '.join(sorted(KINDS))}", field
-        )
+            T("unknown destination kind {kind!r}; known: {known}", kind=kind_name,
+              known=", ".join(sorted(KINDS))),
+            field,
+        )  # fmt: skip
     if inbound and not kind.inbound:
         raise DestinationError(
-            f"calls from outside cannot go to {kind.what} ({kind_name}:{target})", field
-        )
+            T("calls from outside cannot go to {what} ({kind}:{target})", what=kind.what,
+              kind=kind_name, target=target),
+            field,
+        )  # fmt: skip
     try:
         return kind_name, kind.parse(target)
     except DestinationError as exc:
-        raise DestinationError(str(exc), field) from None
+        raise DestinationError(reason(exc), field) from None
 
 
 def check_destination(
@@ -154,12 +181,14 @@ def _dids_to(db: Database, destination: str) -> list[str]:
     rows = db.execute(
         "SELECT number FROM dids WHERE destination = ? ORDER BY number", [destination]
     ).fetchall()
-    return [f"DID {number}" for (number,) in rows]
+    return [T("DID {number}", number=number) for (number,) in rows]
 
 
 def _unknown_did_to(db: Database, destination: str) -> list[str]:
     row = db.execute("SELECT value FROM settings WHERE key = 'dialplan.unknown_did'").fetchone()
-    return ["the setting dialplan.unknown_did"] if row and row[0] == destination else []
+    if row and row[0] == destination:
+        return [T("the setting {key}", key="dialplan.unknown_did")]
+    return []
 
 
 REFERRERS: list[Callable[[Database, str], list[str]]] = [_dids_to, _unknown_did_to]
@@ -176,5 +205,7 @@ def check_unused(db: Database, destination: str, what: str, field: str) -> None:
     users = referrers(db, destination)
     if users:
         raise DestinationError(
-            f"{what} is the destination of {', '.join(users)}; change that first", field
-        )
+            T("{what} is the destination of {users}; change that first", what=what,
+              users=joined(users)),
+            field,
+        )  # fmt: skip

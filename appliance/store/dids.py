@@ -11,10 +11,12 @@ import time
 from dataclasses import dataclass
 
 from appliance import numbering
+from appliance.i18n import T
 from appliance.store import destinations, numbers, settings, trunks
 from appliance.store.database import Database
 from appliance.store.db import transaction
 from appliance.store.numbers import NumberTaken
+from appliance.store.texts import joined, reason
 
 MAX_LABEL = 32
 
@@ -59,14 +61,17 @@ def normalize(db: Database, number: str, field: str = "number") -> str:
     try:
         normal = numbering.normalize(number.strip(), country, area_code)
     except numbering.NumberError as exc:
-        raise DidError(str(exc), field) from None
+        raise DidError(reason(exc), field) from None
     if not normal.startswith("+") and len(normal) > numbering.SHORT_NUMBER_LENGTH:
         raise DidError(
-            f"{number.strip()} is not a complete number in {country}: give it in international"
-            f" form (+{numbering.country_code(country)}...) or as a short number of up to"
-            f" {numbering.SHORT_NUMBER_LENGTH} digits",
+            T(
+                "{number} is not a complete number in {country}: give it in international"
+                " form (+{code}...) or as a short number of up to {length} digits",
+                number=number.strip(), country=country, code=numbering.country_code(country),
+                length=numbering.SHORT_NUMBER_LENGTH,
+            ),
             field,
-        )
+        )  # fmt: skip
     return normal
 
 
@@ -81,7 +86,9 @@ def normalize_or_text(db: Database, number: str) -> str:
 def check_label(label: str) -> str:
     label = label.strip()
     if len(label) > MAX_LABEL or not label.isprintable():
-        raise DidError(f"label must be at most {MAX_LABEL} printable characters", "label")
+        raise DidError(
+            T("label must be at most {length} printable characters", length=MAX_LABEL), "label"
+        )
     return label
 
 
@@ -89,7 +96,7 @@ def check_trunk(db: Database, trunk: str) -> str:
     """'' (any trunk) or the name of a trunk that exists."""
     trunk = trunk.strip()
     if trunk and trunks.get(db, trunk) is None:
-        raise DidError(f"there is no trunk {trunk!r}", "trunk")
+        raise DidError(T("there is no trunk {trunk!r}", trunk=trunk), "trunk")
     return trunk
 
 
@@ -97,7 +104,7 @@ def check_destination(db: Database, destination: str) -> str:
     try:
         return destinations.check_destination(db, destination, inbound=True)
     except destinations.DestinationError as exc:
-        raise DidError(str(exc), "destination") from None
+        raise DidError(reason(exc), "destination") from None
 
 
 def add(db: Database, number: str, destination: str, label: str = "", trunk: str = "") -> Did:
@@ -107,7 +114,7 @@ def add(db: Database, number: str, destination: str, label: str = "", trunk: str
         try:
             numbers.check_free(db, normal)
         except NumberTaken as exc:
-            raise DidTaken(str(exc), exc.field, exc.owner) from None
+            raise DidTaken(reason(exc), exc.field, exc.owner) from None
         row = Did(
             normal, check_label(label), check_trunk(db, trunk),
             check_destination(db, destination), time.time(),
@@ -127,7 +134,7 @@ def update(
     with transaction(db) as conn:
         did = get(db, number)
         if did is None:
-            raise DidError(f"no DID {normalize_or_text(db, number)}")
+            raise DidError(T("no DID {number}", number=normalize_or_text(db, number)))
         changed = Did(
             did.number,
             did.label if label is None else check_label(label),
@@ -144,15 +151,15 @@ def update(
 
 def _presented_by(db: Database, number: str) -> list[str]:
     """Who presents `number` as caller ID on outbound calls."""
-    found = [
-        f"extension {ext}"
+    found: list[str] = [
+        T("extension {number}", number=ext)
         for (ext,) in db.execute(
             "SELECT number FROM extensions WHERE caller_id = ? ORDER BY CAST(number AS INTEGER)",
             [number],
         ).fetchall()
     ]
     found += [
-        f"route {name}"
+        T("route {name}", name=name)
         for (name,) in db.execute(
             "SELECT name FROM routes WHERE caller_id = ? ORDER BY position", [number]
         ).fetchall()
@@ -165,11 +172,15 @@ def remove(db: Database, number: str) -> None:
     with transaction(db) as conn:
         did = get(db, number)
         if did is None:
-            raise DidError(f"no DID {normalize_or_text(db, number)}")
+            raise DidError(T("no DID {number}", number=normalize_or_text(db, number)))
         users = _presented_by(db, did.number)
         if users:
             raise DidError(
-                f"DID {did.number} is the caller ID of {', '.join(users)}; change that first"
+                T(
+                    "DID {number} is the caller ID of {users}; change that first",
+                    number=did.number,
+                    users=joined(users),
+                )
             )
         conn.execute("DELETE FROM dids WHERE number = ?", [did.number])
 

@@ -12,11 +12,13 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from appliance.i18n import T
 from appliance.numbering import DEFAULT_PERMISSIONS, PERMISSION_CLASSES
 from appliance.store import destinations, dids, numbers, settings
 from appliance.store.database import Database
 from appliance.store.db import transaction
 from appliance.store.numbers import NumberTaken
+from appliance.store.texts import reason
 
 NUMBER_RE = re.compile(r"[0-9]{2,6}\Z")
 MIN_PASSWORD = 10
@@ -82,7 +84,9 @@ def generate_password(length: int = 16) -> str:
 
 def check_number(number: str) -> str:
     if not NUMBER_RE.match(number):
-        raise ExtensionError(f"extension number must be 2 to 6 digits, not {number!r}")
+        raise ExtensionError(
+            T("extension number must be 2 to 6 digits, not {number!r}", number=number)
+        )
     return number
 
 
@@ -92,28 +96,40 @@ def check_range(db: Database, number: str) -> str:
     low = settings.get_int(db, "ext.number_min")
     high = settings.get_int(db, "ext.number_max")
     if not low <= int(number) <= high:
-        raise ExtensionError(f"extension {number} is outside the allowed range {low}-{high}")
+        raise ExtensionError(
+            T(
+                "extension {number} is outside the allowed range {low}-{high}",
+                number=number,
+                low=low,
+                high=high,
+            )
+        )
     return number
 
 
 def check_password(number: str, password: str) -> str:
     if len(password) < MIN_PASSWORD:
-        raise ExtensionError(f"SIP password must be at least {MIN_PASSWORD} characters", "password")
+        raise ExtensionError(
+            T("SIP password must be at least {length} characters", length=MIN_PASSWORD),
+            "password",
+        )
     if number in password or password.isdigit() or password.isalpha():
         raise ExtensionError(
-            "SIP password is too weak: mix letters and digits, and do not include the number",
+            T("SIP password is too weak: mix letters and digits, and do not include the number"),
             "password",
         )
     if not password.isprintable() or any(c in password for c in ' "\\'):
         raise ExtensionError(
-            "SIP password may not contain spaces, quotes or backslashes", "password"
+            T("SIP password may not contain spaces, quotes or backslashes"), "password"
         )
     return password
 
 
 def check_name(name: str) -> str:
     if len(name) > 64 or not name.isprintable() or '"' in name or "\\" in name:
-        raise ExtensionError("name must be at most 64 printable characters, without quotes", "name")
+        raise ExtensionError(
+            T("name must be at most 64 printable characters, without quotes"), "name"
+        )
     return name
 
 
@@ -143,7 +159,8 @@ def add(db: Database, number: str, name: str = "", password: str | None = None) 
             )
         except sqlite3.IntegrityError:
             raise ExtensionExists(
-                f"extension {number} already exists", owner=f"extension {number}"
+                T("extension {number} already exists", number=number),
+                owner=T("extension {number}", number=number),
             ) from None
     return password
 
@@ -152,8 +169,12 @@ def _check_free(db: Database, number: str) -> None:
     """Raise ExtensionExists when anything the box answers already has `number`."""
     for kind, _, description in numbers.owners(db, number):
         if kind == "extension":
-            raise ExtensionExists(f"extension {number} already exists", owner=description)
-        raise ExtensionExists(f"{number} is already {description}", owner=description)
+            raise ExtensionExists(
+                T("extension {number} already exists", number=number), owner=description
+            )
+        raise ExtensionExists(
+            T("{number} is already {owner}", number=number, owner=description), owner=description
+        )
 
 
 def check_permissions(classes: Iterable[str]) -> tuple[str, ...]:
@@ -163,7 +184,11 @@ def check_permissions(classes: Iterable[str]) -> tuple[str, ...]:
     unknown = sorted(wanted - set(PERMISSION_CLASSES))
     if unknown:
         raise ExtensionError(
-            f"unknown permission class {unknown[0]!r}; known: {', '.join(PERMISSION_CLASSES)}",
+            T(
+                "unknown permission class {permission!r}; known: {known}",
+                permission=unknown[0],
+                known=", ".join(PERMISSION_CLASSES),
+            ),
             "permissions",
         )
     wanted.add("internal")
@@ -178,7 +203,7 @@ def set_permissions(db: Database, number: str, classes: Iterable[str]) -> tuple[
         [",".join(allowed), time.time(), number],
     )
     if cur.rowcount == 0:
-        raise ExtensionError(f"no extension {number}")
+        raise ExtensionError(T("no extension {number}", number=number))
     return allowed
 
 
@@ -191,7 +216,8 @@ def check_caller_id(db: Database, text: str) -> str:
     if did is None:
         shown = dids.normalize_or_text(db, text)
         raise ExtensionError(
-            f"caller ID {shown} is not one of the office's numbers (DIDs)", "caller_id"
+            T("caller ID {number} is not one of the office's numbers (DIDs)", number=shown),
+            "caller_id",
         )
     return did.number
 
@@ -206,7 +232,7 @@ def set_caller_id(db: Database, number: str, caller_id: str) -> str:
             [value, time.time(), number],
         )
         if cur.rowcount == 0:
-            raise ExtensionError(f"no extension {number}")
+            raise ExtensionError(T("no extension {number}", number=number))
     return value
 
 
@@ -220,7 +246,7 @@ def set_password(db: Database, number: str, password: str | None = None) -> str:
         {**row, "number": number, "now": time.time()},
     )
     if cur.rowcount == 0:
-        raise ExtensionError(f"no extension {number}")
+        raise ExtensionError(T("no extension {number}", number=number))
     return password
 
 
@@ -232,7 +258,7 @@ def rename(db: Database, number: str, name: str) -> None:
         [name, time.time(), number],
     )
     if cur.rowcount == 0:
-        raise ExtensionError(f"no extension {number}")
+        raise ExtensionError(T("no extension {number}", number=number))
 
 
 def get(db: Database, number: str) -> Extension | None:
@@ -245,13 +271,15 @@ def remove(db: Database, number: str) -> None:
     are sent to it (a DID, the unknown-DID setting)."""
     with transaction(db) as conn:
         try:
-            destinations.check_unused(db, f"extension:{number}", f"extension {number}", "number")
+            destinations.check_unused(
+                db, f"extension:{number}", T("extension {number}", number=number), "number"
+            )
         except destinations.DestinationError as exc:
-            raise ExtensionError(str(exc), exc.field) from None
+            raise ExtensionError(reason(exc), exc.field) from None
         cur = conn.execute("DELETE FROM extensions WHERE number = ?", [number])
         conn.execute("DELETE FROM registrations WHERE aor = ?", [number])
         if cur.rowcount == 0:
-            raise ExtensionError(f"no extension {number}")
+            raise ExtensionError(T("no extension {number}", number=number))
 
 
 def list_all(db: Database) -> list[Extension]:

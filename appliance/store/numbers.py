@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from appliance.i18n import T
 from appliance.store.database import Database
 
 
@@ -35,15 +36,21 @@ class Directory:
     what: Callable[[str, str], str]
 
 
-def _labelled(prefix: str) -> Callable[[str, str], str]:
-    return lambda key, label: f"{prefix}{key} ({label})" if label else f"{prefix}{key}"
+def _extension(number: str, name: str) -> str:
+    if name:
+        return T("extension {number} ({name})", number=number, name=name)
+    return T("extension {number}", number=number)
+
+
+def _did(number: str, label: str) -> str:
+    if label:
+        return T("the DID {number} ({label})", number=number, label=label)
+    return T("the DID {number}", number=number)
 
 
 DIRECTORIES: list[Directory] = [
-    Directory(
-        "extension", "SELECT number, name FROM extensions WHERE number = ?", _labelled("extension ")
-    ),
-    Directory("did", "SELECT number, label FROM dids WHERE number = ?", _labelled("the DID ")),
+    Directory("extension", "SELECT number, name FROM extensions WHERE number = ?", _extension),
+    Directory("did", "SELECT number, label FROM dids WHERE number = ?", _did),
 ]
 """Every table whose rows own a number; a feature that owns numbers adds its table here."""
 
@@ -74,5 +81,7 @@ def check_free(
     found = owners(db, number, ignore)
     if found:
         description = found[0][2]
-        raise NumberTaken(f"{number} is already {description}", field, description)
+        raise NumberTaken(
+            T("{number} is already {owner}", number=number, owner=description), field, description
+        )
     return number

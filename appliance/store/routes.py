@@ -12,11 +12,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from appliance.i18n import T
 from appliance.numbering import DialPattern, PatternError
 from appliance.store import destinations, dids
 from appliance.store import trunks as trunk_store
 from appliance.store.database import Database
 from appliance.store.db import transaction
+from appliance.store.texts import reason
 
 NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}\Z")
 PREPEND_RE = re.compile(r"\+?[0-9]{0,15}\Z")
@@ -64,8 +66,11 @@ def _route(row: tuple[str, int, str, str, str, str, float]) -> Route:
 def check_name(name: str) -> str:
     if not NAME_RE.match(name):
         raise RouteError(
-            "route name must be 1 to 32 lower-case letters, digits, '-' or '_', starting with"
-            f" a letter or digit, not {name!r}"
+            T(
+                "route name must be 1 to 32 lower-case letters, digits, '-' or '_', starting with"
+                " a letter or digit, not {name!r}",
+                name=name,
+            )
         )
     return name
 
@@ -81,12 +86,12 @@ def check_patterns(patterns: Sequence[str]) -> tuple[str, ...]:
         try:
             canonical = str(DialPattern.parse(text))
         except PatternError as exc:
-            raise RouteError(str(exc), "patterns") from None  # names the pattern and the place
+            raise RouteError(reason(exc), "patterns") from None  # names the pattern and the place
         if canonical in found:
-            raise RouteError(f"pattern {canonical} is listed twice", "patterns")
+            raise RouteError(T("pattern {pattern} is listed twice", pattern=canonical), "patterns")
         found.append(canonical)
     if not found:
-        raise RouteError("a route needs at least one dial pattern", "patterns")
+        raise RouteError(T("a route needs at least one dial pattern"), "patterns")
     return tuple(found)
 
 
@@ -99,12 +104,12 @@ def check_trunks(db: Database, names: Sequence[str]) -> tuple[str, ...]:
         if not name:
             continue
         if trunk_store.get(db, name) is None:
-            raise RouteError(f"there is no trunk {name!r}", "trunks")
+            raise RouteError(T("there is no trunk {trunk!r}", trunk=name), "trunks")
         if name in found:
-            raise RouteError(f"trunk {name} is listed twice", "trunks")
+            raise RouteError(T("trunk {name} is listed twice", name=name), "trunks")
         found.append(name)
     if not found:
-        raise RouteError("a route needs at least one trunk", "trunks")
+        raise RouteError(T("a route needs at least one trunk"), "trunks")
     return tuple(found)
 
 
@@ -112,7 +117,10 @@ def check_prepend(prepend: str) -> str:
     prepend = prepend.strip()
     if not PREPEND_RE.match(prepend):
         raise RouteError(
-            f"prepend may hold only digits, after an optional leading +, not {prepend!r}",
+            T(
+                "prepend may hold only digits, after an optional leading +, not {prepend!r}",
+                prepend=prepend,
+            ),
             "prepend",
         )
     return prepend
@@ -126,8 +134,10 @@ def check_caller_id(db: Database, text: str) -> str:
     did = dids.get(db, text)
     if did is None:
         raise RouteError(
-            f"caller ID {dids.normalize_or_text(db, text)} is not one of the office's numbers"
-            " (DIDs)",
+            T(
+                "caller ID {number} is not one of the office's numbers (DIDs)",
+                number=dids.normalize_or_text(db, text),
+            ),
             "caller_id",
         )
     return did.number
@@ -139,7 +149,10 @@ def _count(db: Database) -> int:
 
 def _check_position(position: int, high: int) -> int:
     if isinstance(position, bool) or not isinstance(position, int) or not 1 <= position <= high:
-        raise RouteError(f"position must be 1 to {high}, not {position!r}", "position")
+        raise RouteError(
+            T("position must be 1 to {high}, not {position!r}", high=high, position=position),
+            "position",
+        )
     return position
 
 
@@ -157,7 +170,7 @@ def add(
             check_caller_id(db, caller_id), time.time(),
         )  # fmt: skip
         if get(db, name) is not None:
-            raise RouteExists(f"route {name} already exists")
+            raise RouteExists(T("route {name} already exists", name=name))
         conn.execute(
             "UPDATE routes SET position = position + 1 WHERE position >= ?", [route.position]
         )
@@ -168,7 +181,7 @@ def add(
                  ",".join(route.trunks), route.caller_id, route.created_at],
             )  # fmt: skip
         except sqlite3.IntegrityError:
-            raise RouteExists(f"route {name} already exists") from None
+            raise RouteExists(T("route {name} already exists", name=name)) from None
     return route
 
 
@@ -181,7 +194,7 @@ def update(
     with transaction(db) as conn:
         route = get(db, name)
         if route is None:
-            raise RouteError(f"no route {name}")
+            raise RouteError(T("no route {name}", name=name))
         changed = Route(
             route.name, route.position,
             route.patterns if patterns is None else check_patterns(patterns),
@@ -206,7 +219,7 @@ def move(db: Database, name: str, position: int) -> Route:
     with transaction(db) as conn:
         route = get(db, name)
         if route is None:
-            raise RouteError(f"no route {name}")
+            raise RouteError(T("no route {name}", name=name))
         _check_position(position, _count(db))
         if position < route.position:
             conn.execute(
@@ -229,11 +242,11 @@ def remove(db: Database, name: str) -> None:
     with transaction(db) as conn:
         route = get(db, name)
         if route is None:
-            raise RouteError(f"no route {name}")
+            raise RouteError(T("no route {name}", name=name))
         try:
-            destinations.check_unused(db, f"route:{name}", f"route {name}", "name")
+            destinations.check_unused(db, f"route:{name}", T("route {name}", name=name), "name")
         except destinations.DestinationError as exc:
-            raise RouteError(str(exc), exc.field) from None
+            raise RouteError(reason(exc), exc.field) from None
         conn.execute("DELETE FROM routes WHERE name = ?", [name])
         conn.execute(
             "UPDATE routes SET position = position - 1 WHERE position > ?", [route.position]

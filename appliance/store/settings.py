@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from appliance.i18n import T
 from appliance.store import destinations
 from appliance.store.database import Database
+from appliance.store.texts import reason
 
 
 class SettingError(ValueError):
@@ -25,9 +27,18 @@ class IntSetting:
         try:
             value = int(text)
         except ValueError:
-            raise SettingError(f"{self.key} must be a whole number, not {text!r}") from None
+            raise SettingError(
+                T("{key} must be a whole number, not {text!r}", key=self.key, text=text)
+            ) from None
         if not self.low <= value <= self.high:
-            raise SettingError(f"{self.key} must be between {self.low} and {self.high}")
+            raise SettingError(
+                T(
+                    "{key} must be between {low} and {high}",
+                    key=self.key,
+                    low=self.low,
+                    high=self.high,
+                )
+            )
         return value
 
 
@@ -46,7 +57,11 @@ class ListSetting:
         bad = [item for item in items if item not in known]
         if not items or bad or len(set(items)) != len(items):
             raise SettingError(
-                f"{self.key} must list some of {', '.join(self.choices)} once each, in order"
+                T(
+                    "{key} must list some of {choices} once each, in order",
+                    key=self.key,
+                    choices=", ".join(self.choices),
+                )
             )
         return ",".join(known[item] for item in items)
 
@@ -63,7 +78,13 @@ class TextSetting:
     def validate(self, text: str) -> str:
         text = text.strip()
         if len(text) > self.max_length or not text.isprintable():
-            raise SettingError(f"{self.key} must be at most {self.max_length} printable characters")
+            raise SettingError(
+                T(
+                    "{key} must be at most {length} printable characters",
+                    key=self.key,
+                    length=self.max_length,
+                )
+            )
         return text
 
 
@@ -79,7 +100,14 @@ class DigitsSetting:
     def validate(self, text: str) -> str:
         text = text.strip()
         if not re.fullmatch(f"[0-9]{{0,{self.max_length}}}", text):
-            raise SettingError(f"{self.key} must be at most {self.max_length} digits, not {text!r}")
+            raise SettingError(
+                T(
+                    "{key} must be at most {length} digits, not {text!r}",
+                    key=self.key,
+                    length=self.max_length,
+                    text=text,
+                )
+            )
         return text
 
 
@@ -97,14 +125,14 @@ class DestinationSetting:
         try:
             kind, target = destinations.parse(text, inbound=self.inbound)
         except destinations.DestinationError as exc:
-            raise SettingError(f"{self.key}: {exc}") from None
+            raise SettingError(T("{key}: {reason}", key=self.key, reason=reason(exc))) from None
         return f"{kind}:{target}"
 
     def check(self, db: Database, value: str) -> None:
         try:
             destinations.check_destination(db, value, inbound=self.inbound)
         except destinations.DestinationError as exc:
-            raise SettingError(f"{self.key}: {exc}") from None
+            raise SettingError(T("{key}: {reason}", key=self.key, reason=reason(exc))) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +147,9 @@ class ChoiceSetting:
     def validate(self, text: str) -> str:
         code = text.strip()
         if code not in self.choices:
-            raise SettingError(f"{self.key} must be one of {', '.join(self.choices)}")
+            raise SettingError(
+                T("{key} must be one of {choices}", key=self.key, choices=", ".join(self.choices))
+            )
         return code
 
 
@@ -139,23 +169,27 @@ class TimezoneSetting:
             zoneinfo.ZoneInfo(name)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise SettingError(
-                f"{self.key}: {name!r} is not a known time zone (e.g. Europe/Berlin, UTC)"
+                T(
+                    "{key}: {name!r} is not a known time zone (e.g. Europe/Berlin, UTC)",
+                    key=self.key,
+                    name=name,
+                )
             ) from None
         return name
 
 
-COUNTRIES = {
-    "US": "United States",
-    "UK": "United Kingdom",
-    "DE": "Germany",
-    "FR": "France",
-    "IT": "Italy",
-    "ES": "Spain",
-    "NL": "Netherlands",
-    "PL": "Poland",
-    "RU": "Russia",
-    "UA": "Ukraine",
-    "KZ": "Kazakhstan",
+COUNTRIES: dict[str, str] = {
+    "US": T("United States"),
+    "UK": T("United Kingdom"),
+    "DE": T("Germany"),
+    "FR": T("France"),
+    "IT": T("Italy"),
+    "ES": T("Spain"),
+    "NL": T("Netherlands"),
+    "PL": T("Poland"),
+    "RU": T("Russia"),
+    "UA": T("Ukraine"),
+    "KZ": T("Kazakhstan"),
 }
 """Countries whose tone plans and ring cadences the analog ports will use."""
 
@@ -167,52 +201,56 @@ Setting = (
 SETTINGS: dict[str, Setting] = {
     s.key: s
     for s in (
-        IntSetting("sip.min_expires", 60, 1, 3600, "shortest registration accepted (s); 423 below"),
         IntSetting(
-            "sip.max_expires", 3600, 60, 86400, "registrations longer than this are cut (s)"
+            "sip.min_expires", 60, 1, 3600, T("shortest registration accepted (s); 423 below")
         ),
         IntSetting(
-            "sip.default_expires", 3600, 60, 86400, "registration time when none is asked (s)"
+            "sip.max_expires", 3600, 60, 86400, T("registrations longer than this are cut (s)")
         ),
-        IntSetting("sip.max_contacts", 10, 1, 100, "bindings one extension may hold at once"),
-        IntSetting("sip.nonce_ttl", 300, 10, 3600, "digest nonce lifetime (s)"),
+        IntSetting(
+            "sip.default_expires", 3600, 60, 86400, T("registration time when none is asked (s)")
+        ),
+        IntSetting("sip.max_contacts", 10, 1, 100, T("bindings one extension may hold at once")),
+        IntSetting("sip.nonce_ttl", 300, 10, 3600, T("digest nonce lifetime (s)")),
         ListSetting(
             "sip.digest_algorithms",
             "MD5",
             ("SHA-256", "MD5"),
-            "digest challenges offered, most preferred first (RFC 8760). MD5 alone by default:"
-            " baresip 1.0 fails when SHA-256 is offered at all, sipp 3.6 when it comes first",
+            T(
+                "digest challenges offered, most preferred first (RFC 8760). MD5 alone by default:"
+                " baresip 1.0 fails when SHA-256 is offered at all, sipp 3.6 when it comes first"
+            ),
         ),
-        IntSetting("calls.ring_timeout", 30, 5, 600, "unanswered calls end after this (s); 480"),
+        IntSetting("calls.ring_timeout", 30, 5, 600, T("unanswered calls end after this (s); 480")),
         IntSetting(
-            "calls.media_timeout", 60, 5, 3600, "calls with no RTP either way are hung up (s)"
+            "calls.media_timeout", 60, 5, 3600, T("calls with no RTP either way are hung up (s)")
         ),
-        IntSetting("calls.max_duration", 10800, 60, 86400, "longest call before it is cut (s)"),
-        IntSetting("rtp.port_min", 10000, 1024, 65534, "lowest RTP port (even; RTCP above it)"),
-        IntSetting("rtp.port_max", 20000, 1026, 65535, "highest RTP port"),
-        IntSetting("ext.number_min", 10, 10, 999999, "lowest extension number allowed"),
-        IntSetting("ext.number_max", 999999, 10, 999999, "highest extension number allowed"),
-        TextSetting("office.name", "", 64, "the office's name, shown on the setup page"),
+        IntSetting("calls.max_duration", 10800, 60, 86400, T("longest call before it is cut (s)")),
+        IntSetting("rtp.port_min", 10000, 1024, 65534, T("lowest RTP port (even; RTCP above it)")),
+        IntSetting("rtp.port_max", 20000, 1026, 65535, T("highest RTP port")),
+        IntSetting("ext.number_min", 10, 10, 999999, T("lowest extension number allowed")),
+        IntSetting("ext.number_max", 999999, 10, 999999, T("highest extension number allowed")),
+        TextSetting("office.name", "", 64, T("the office's name, shown on the setup page")),
         ChoiceSetting(
-            "office.country", "US", COUNTRIES, "country: sets dial tones and ring cadence"
+            "office.country", "US", COUNTRIES, T("country: sets dial tones and ring cadence")
         ),
         ChoiceSetting(
             "office.language",
             "en",
-            {"en": "English", "ru": "Russian"},
-            "the office's language: the setup page's default, the phone sheet and the prompts",
+            {"en": T("English"), "ru": T("Russian")},
+            T("the office's language: the setup page's default, the phone sheet and the prompts"),
         ),
-        TimezoneSetting("office.timezone", "UTC", "time zone for call records and schedules"),
+        TimezoneSetting("office.timezone", "UTC", T("time zone for call records and schedules")),
         DigitsSetting(
             "office.area_code",
             "",
             5,
-            "the office's city code, for local numbers and 7-digit dialling",
+            T("the office's city code, for local numbers and 7-digit dialling"),
         ),
         DestinationSetting(
             "dialplan.unknown_did",
             "hangup:not-found",
-            "where calls to a number of the office that has no DID entry go",
+            T("where calls to a number of the office that has no DID entry go"),
         ),
     )
 }
@@ -241,7 +279,9 @@ def set_value(db: Database, key: str, text: str) -> int | str:
     """Validate and store one setting; raises SettingError with a readable reason."""
     spec = SETTINGS.get(key)
     if spec is None:
-        raise SettingError(f"unknown setting {key!r}; known: {', '.join(sorted(SETTINGS))}")
+        raise SettingError(
+            T("unknown setting {key!r}; known: {known}", key=key, known=", ".join(sorted(SETTINGS)))
+        )
     value = spec.validate(text)
     if isinstance(spec, DestinationSetting):
         assert isinstance(value, str)

@@ -7,6 +7,7 @@ import secrets
 import time
 from dataclasses import dataclass
 
+from appliance.i18n import T
 from appliance.store.database import Database
 from appliance.store.users import UserError, check_role
 
@@ -30,7 +31,7 @@ def create(db: Database, name: str, role: str) -> tuple[Token, str]:
     """Create a token; return it and its clear text (the only time that is known)."""
     name = name.strip()
     if not 1 <= len(name) <= 64 or not name.isprintable():
-        raise UserError("token name must be 1 to 64 printable characters")
+        raise UserError(T("token name must be 1 to 64 printable characters"))
     check_role(role)
     clear = PREFIX + secrets.token_urlsafe(32)
     now = time.time()
@@ -49,7 +50,7 @@ def list_all(db: Database) -> list[Token]:
 
 def revoke(db: Database, token_id: int) -> None:
     if db.execute("DELETE FROM api_tokens WHERE id = ?", [token_id]).rowcount == 0:
-        raise UserError(f"no token {token_id}")
+        raise UserError(T("no token {id}", id=token_id))
 
 
 def lookup(db: Database, clear: str) -> Token | None:

@@ -16,8 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
+from appliance.i18n import T
 from appliance.store.database import Database
 from appliance.store.db import transaction
+from appliance.store.texts import either, joined
 
 KINDS = ("register", "ip")
 TRANSPORTS = ("udp", "tcp")
@@ -122,8 +124,11 @@ DEFAULTS: dict[str, Any] = {
 def check_name(name: str) -> str:
     if not NAME_RE.match(name):
         raise TrunkError(
-            "trunk name must be 1 to 32 lower-case letters, digits, '-' or '_', starting with"
-            f" a letter or digit, not {name!r}"
+            T(
+                "trunk name must be 1 to 32 lower-case letters, digits, '-' or '_', starting with"
+                " a letter or digit, not {name!r}",
+                name=name,
+            )
         )
     return name
 
@@ -158,18 +163,24 @@ def check_hostport(text: object, what: str, field: str) -> str:
             host = _host(name)
     if host is None:
         raise TrunkError(
-            f"{what} must be HOST or HOST:PORT (a host name or an IP address), not {value!r}",
+            T(
+                "{what} must be HOST or HOST:PORT (a host name or an IP address), not {value!r}",
+                what=what,
+                value=value,
+            ),
             field,
         )
     if port and not 1 <= int(port) <= 65535:
-        raise TrunkError(f"{what} {value}: the port must be 1 to 65535", field)
+        raise TrunkError(
+            T("{what} {value}: the port must be 1 to 65535", what=what, value=value), field
+        )
     shown = f"[{host}]" if ":" in host else host
     return f"{shown}:{int(port)}" if port else shown
 
 
 def _text(value: object, what: str, field: str) -> str:
     if not isinstance(value, str):
-        raise TrunkError(f"{what} must be text", field)
+        raise TrunkError(T("{what} must be text", what=what), field)
     return value
 
 
@@ -177,7 +188,15 @@ def _choice(choices: tuple[str, ...], what: str, field: str) -> Callable[[object
     def check(value: object) -> str:
         text = _text(value, what, field).strip().lower()
         if text not in choices:
-            raise TrunkError(f"{what} must be {' or '.join(choices)}, not {value!r}", field)
+            raise TrunkError(
+                T(
+                    "{what} must be {choices}, not {value!r}",
+                    what=what,
+                    choices=either(choices),
+                    value=value,
+                ),
+                field,
+            )
         return text
 
     return check
@@ -199,7 +218,12 @@ def _optional_host(what: str, field: str) -> Callable[[object], str]:
         host = _host(text)
         if host is None:
             raise TrunkError(
-                f"{what} must be a host name or an IP address (no port), not {text!r}", field
+                T(
+                    "{what} must be a host name or an IP address (no port), not {value!r}",
+                    what=what,
+                    value=text,
+                ),
+                field,
             )
         return host
 
@@ -214,8 +238,13 @@ def _user(what: str, field: str, allow_at: bool = False) -> Callable[[object], s
         text = _text(value, what, field).strip()
         if len(text) > 64 or not text.isprintable() or forbidden & set(text):
             raise TrunkError(
-                f"{what} must be at most 64 characters without spaces or any of {shown},"
-                f" not {text!r}",
+                T(
+                    "{what} must be at most 64 characters without spaces or any of {forbidden},"
+                    " not {value!r}",
+                    what=what,
+                    forbidden=shown,
+                    value=text,
+                ),
                 field,
             )
         return text
@@ -224,9 +253,9 @@ def _user(what: str, field: str, allow_at: bool = False) -> Callable[[object], s
 
 
 def check_password(value: object) -> str:
-    text = _text(value, "password", "password")
+    text = _text(value, T("password"), "password")
     if len(text) > 128 or not text.isprintable():
-        raise TrunkError("password must be at most 128 printable characters", "password")
+        raise TrunkError(T("password must be at most 128 printable characters"), "password")
     return text
 
 
@@ -236,17 +265,20 @@ def _items(value: object, what: str, field: str) -> list[str]:
     elif isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
         parts = list(value)
     else:
-        raise TrunkError(f"{what} must be a comma-separated list", field)
+        raise TrunkError(T("{what} must be a comma-separated list", what=what), field)
     return [p.strip() for p in parts if p.strip()]
 
 
 def check_codecs(value: object) -> str:
-    given = _items(value, "codecs", "codecs")
+    given = _items(value, T("codecs"), "codecs")
     items = [item.upper().replace(".", "") for item in given]
     if not items or any(c not in CODECS for c in items) or len(set(items)) != len(items):
         raise TrunkError(
-            f"codecs must list some of {', '.join(CODECS)}, each once, most preferred first,"
-            f" not {','.join(given)!r}",
+            T(
+                "codecs must list some of {codecs}, each once, most preferred first, not {value!r}",
+                codecs=", ".join(CODECS),
+                value=",".join(given),
+            ),
             "codecs",
         )
     return ",".join(items)
@@ -255,12 +287,15 @@ def check_codecs(value: object) -> str:
 def check_cidrs(value: object) -> str:
     """Networks (CIDR) or addresses whose calls are the trunk's, canonical, each once."""
     found: list[str] = []
-    for item in _items(value, "match", "match_cidrs"):
+    for item in _items(value, T("match"), "match_cidrs"):
         try:
             network = str(ipaddress.ip_network(item, strict=False))
         except ValueError:
             raise TrunkError(
-                f"{item!r} is not an IP address or network (CIDR, e.g. 203.0.113.0/24)",
+                T(
+                    "{value!r} is not an IP address or network (CIDR, e.g. 203.0.113.0/24)",
+                    value=item,
+                ),
                 "match_cidrs",
             ) from None
         if network not in found:
@@ -276,7 +311,10 @@ def _int(what: str, field: str, ok: Callable[[int], bool], says: str) -> Callabl
         elif isinstance(value, str) and re.fullmatch(r"\s*[0-9]{1,9}\s*", value):
             number = int(value)
         if number is None or not ok(number):
-            raise TrunkError(f"{what} must be {says}, not {str(value)!r}", field)
+            raise TrunkError(
+                T("{what} must be {says}, not {value!r}", what=what, says=says, value=str(value)),
+                field,
+            )
         return number
 
     return check
@@ -292,57 +330,70 @@ def _bool(what: str, field: str) -> Callable[[object], bool]:
             return value
         answer = {**_YES, **_NO}.get(value.strip().lower()) if isinstance(value, str) else None
         if answer is None:
-            raise TrunkError(f"{what} must be yes or no, not {value!r}", field)
+            raise TrunkError(
+                T("{what} must be yes or no, not {value!r}", what=what, value=value), field
+            )
         return answer
 
     return check
 
 
 def check_did_from(value: object) -> str:
-    text = _text(value, "DID source", "did_from").strip()
+    text = _text(value, T("DID source"), "did_from").strip()
     if text.lower() in DID_SOURCES:
         return text.lower()
     prefix, sep, header = text.partition(":")
     if sep and prefix.lower() == "header":
         if _TOKEN_RE.match(header):
             return f"header:{header}"
-        raise TrunkError(f"DID source {text!r}: {header!r} is not a SIP header name", "did_from")
+        raise TrunkError(
+            T(
+                "DID source {value!r}: {header!r} is not a SIP header name",
+                value=text,
+                header=header,
+            ),
+            "did_from",
+        )
     raise TrunkError(
-        f"DID source must be auto, request-uri, to or header:NAME, not {text!r}", "did_from"
+        T("DID source must be auto, request-uri, to or header:NAME, not {value!r}", value=text),
+        "did_from",
     )
 
 
 VALIDATORS: dict[str, Callable[[object], Any]] = {
-    "kind": _choice(KINDS, "kind", "kind"),
-    "server": lambda value: check_hostport(value, "server", "server"),
-    "outbound_proxy": _optional_hostport("outbound proxy", "outbound_proxy"),
-    "transport": _choice(TRANSPORTS, "transport", "transport"),
-    "username": _user("username", "username"),
-    "auth_user": _user("auth user", "auth_user", allow_at=True),
+    "kind": _choice(KINDS, T("kind"), "kind"),
+    "server": lambda value: check_hostport(value, T("server"), "server"),
+    "outbound_proxy": _optional_hostport(T("outbound proxy"), "outbound_proxy"),
+    "transport": _choice(TRANSPORTS, T("transport"), "transport"),
+    "username": _user(T("username"), "username"),
+    "auth_user": _user(T("auth user"), "auth_user", allow_at=True),
     "password": check_password,
-    "from_user": _user("From user", "from_user"),
-    "from_domain": _optional_host("From domain", "from_domain"),
+    "from_user": _user(T("From user"), "from_user"),
+    "from_domain": _optional_host(T("From domain"), "from_domain"),
     "codecs": check_codecs,
     "max_calls": _int(
-        "max calls",
+        T("max calls"),
         "max_calls",
         lambda n: 0 <= n <= 1000,
-        "a whole number from 0 (no limit) to 1000",
+        T("a whole number from 0 (no limit) to 1000"),
     ),
     "expires": _int(
-        "registration expiry", "expires", lambda n: 60 <= n <= 86400, "60 to 86400 seconds"
+        T("registration expiry"),
+        "expires",
+        lambda n: 60 <= n <= 86400,
+        T("60 to 86400 seconds"),
     ),
     "options_interval": _int(
-        "OPTIONS interval",
+        T("OPTIONS interval"),
         "options_interval",
         lambda n: n == 0 or 10 <= n <= 3600,
-        "0 (off) or 10 to 3600 seconds",
+        T("0 (off) or 10 to 3600 seconds"),
     ),
-    "external_address": _optional_host("external address", "external_address"),
+    "external_address": _optional_host(T("external address"), "external_address"),
     "match_cidrs": check_cidrs,
     "did_from": check_did_from,
-    "late_offer": _bool("late offer", "late_offer"),
-    "enabled": _bool("enabled", "enabled"),
+    "late_offer": _bool(T("late offer"), "late_offer"),
+    "enabled": _bool(T("enabled"), "enabled"),
 }
 """How each field a technician sets is checked and made canonical."""
 
@@ -360,10 +411,10 @@ def check_trunk(values: dict[str, Any]) -> None:
     if values["kind"] == "register":
         if not values["username"]:
             raise TrunkError(
-                "a register trunk needs a username (the account at the provider)", "username"
+                T("a register trunk needs a username (the account at the provider)"), "username"
             )
         if not values["password"]:
-            raise TrunkError("a register trunk needs a password", "password")
+            raise TrunkError(T("a register trunk needs a password"), "password")
 
 
 def _row(trunk: Trunk) -> dict[str, Any]:
@@ -383,7 +434,7 @@ def add(db: Database, name: str, **values: object) -> Trunk:
     """Create a trunk from the given fields (server at least; the rest as DEFAULTS); return it."""
     check_name(name)
     if "server" not in values:
-        raise TrunkError("a trunk needs a server (HOST or HOST:PORT)", "server")
+        raise TrunkError(T("a trunk needs a server (HOST or HOST:PORT)"), "server")
     merged = {**DEFAULTS, **check_fields(values)}
     check_trunk(merged)
     now = time.time()
@@ -397,7 +448,7 @@ def add(db: Database, name: str, **values: object) -> Trunk:
             _row(trunk),
         )
     except sqlite3.IntegrityError:
-        raise TrunkExists(f"trunk {name} already exists") from None
+        raise TrunkExists(T("trunk {name} already exists", name=name)) from None
     return trunk
 
 
@@ -406,7 +457,7 @@ def update(db: Database, name: str, **values: object) -> Trunk:
     with transaction(db) as conn:
         trunk = get(db, name)
         if trunk is None:
-            raise TrunkError(f"no trunk {name}")
+            raise TrunkError(T("no trunk {name}", name=name))
         merged = {**trunk.masked(), "password": trunk.password, **check_fields(values)}
         check_trunk(merged)
         merged["updated_at"] = time.time()
@@ -420,13 +471,13 @@ def update(db: Database, name: str, **values: object) -> Trunk:
 
 def users(db: Database, name: str) -> list[str]:
     """What sends calls over, or expects calls from, trunk `name`: routes and DIDs."""
-    found = [
-        f"route {route}"
+    found: list[str] = [
+        T("route {name}", name=route)
         for route, names in db.execute("SELECT name, trunks FROM routes ORDER BY position")
         if name in names.split(",")
     ]
     found += [
-        f"DID {number}"
+        T("DID {number}", number=number)
         for (number,) in db.execute(
             "SELECT number FROM dids WHERE trunk = ? ORDER BY number", [name]
         )
@@ -439,10 +490,16 @@ def remove(db: Database, name: str) -> None:
     with transaction(db) as conn:
         used = users(db, name)
         if used:
-            raise TrunkError(f"trunk {name} is used by {', '.join(used)}; change that first")
+            raise TrunkError(
+                T(
+                    "trunk {name} is used by {users}; change that first",
+                    name=name,
+                    users=joined(used),
+                )
+            )
         cur = conn.execute("DELETE FROM trunks WHERE name = ?", [name])
         if cur.rowcount == 0:
-            raise TrunkError(f"no trunk {name}")
+            raise TrunkError(T("no trunk {name}", name=name))
 
 
 def get(db: Database, name: str) -> Trunk | None:

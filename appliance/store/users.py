@@ -10,7 +10,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 
-from appliance.i18n import LANGUAGES
+from appliance.i18n import LANGUAGES, T
 from appliance.store.database import Database
 from appliance.store.db import transaction
 
@@ -109,8 +109,10 @@ _DUMMY_HASH = f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${'00' * 16}${'00' * 64}"
 def check_username(username: str) -> str:
     if not USERNAME_RE.match(username):
         raise UserError(
-            "user name must be 2 to 32 characters: lower-case letters, digits, '.', '_' or '-',"
-            " starting with a letter"
+            T(
+                "user name must be 2 to 32 characters: lower-case letters, digits, '.', '_' or"
+                " '-', starting with a letter"
+            )
         )
     return username
 
@@ -118,29 +120,34 @@ def check_username(username: str) -> str:
 def check_password(username: str, password: str) -> str:
     """A password a guesser will not find: long, mixed, not common, not the user name."""
     if len(password) < MIN_PASSWORD:
-        raise UserError(f"password must be at least {MIN_PASSWORD} characters", "password")
+        raise UserError(
+            T("password must be at least {length} characters", length=MIN_PASSWORD), "password"
+        )
     if len(password) > 128:
-        raise UserError("password must be at most 128 characters", "password")
+        raise UserError(T("password must be at most 128 characters"), "password")
     classes = sum(
         any(test(c) for c in password)
         for test in (str.islower, str.isupper, str.isdigit, lambda c: not c.isalnum())
     )
     if classes < 3 and len(password) < 16:
         raise UserError(
-            "password is too weak: use at least three of lower-case, upper-case, digits and"
-            " symbols, or 16 characters or more",
+            T(
+                "password is too weak: use at least three of lower-case, upper-case, digits and"
+                " symbols, or 16 characters or more"
+            ),
             "password",
         )
     if password.lower() in COMMON_PASSWORDS or username.lower() in password.lower():
         raise UserError(
-            "password is too easy to guess: it is common or contains the user name", "password"
+            T("password is too easy to guess: it is common or contains the user name"),
+            "password",
         )
     return password
 
 
 def check_role(role: str) -> str:
     if role not in ROLES:
-        raise UserError(f"role must be one of {', '.join(ROLES)}", "role")
+        raise UserError(T("role must be one of {roles}", roles=", ".join(ROLES)), "role")
     return role
 
 
@@ -160,7 +167,7 @@ def add(db: Database, username: str, password: str, role: str) -> User:
             [username, role, hash_password(password), epoch, time.time()],
         )
     except sqlite3.IntegrityError:
-        raise UserError(f"user {username} already exists") from None
+        raise UserError(T("user {username} already exists", username=username)) from None
     return User(username, role, epoch)
 
 
@@ -178,7 +185,7 @@ def add_first_admin(db: Database, username: str, password: str) -> User:
     epoch = new_epoch()
     with transaction(db) as conn:
         if conn.execute("SELECT COUNT(*) FROM users").fetchone()[0]:
-            raise UserError("the admin account exists already; log in instead")
+            raise UserError(T("the admin account exists already; log in instead"))
         conn.execute(
             "INSERT INTO users (username, role, password_hash, session_epoch, created_at)"
             " VALUES (?, ?, ?, ?, ?)",
@@ -208,10 +215,12 @@ def list_all(db: Database) -> list[User]:
 def set_language(db: Database, username: str, language: str) -> None:
     """Keep the page's language this user chose (their sessions go on)."""
     if language not in LANGUAGES:
-        raise UserError(f"language must be one of {', '.join(LANGUAGES)}", "language")
+        raise UserError(
+            T("language must be one of {languages}", languages=", ".join(LANGUAGES)), "language"
+        )
     cur = db.execute("UPDATE users SET language = ? WHERE username = ?", [language, username])
     if cur.rowcount == 0:
-        raise UserError(f"no user {username}")
+        raise UserError(T("no user {username}", username=username))
 
 
 def authenticate(db: Database, username: str, password: str) -> User | None:
@@ -236,7 +245,7 @@ def set_password(db: Database, username: str, password: str) -> None:
         [hash_password(password), username],
     )
     if cur.rowcount == 0:
-        raise UserError(f"no user {username}")
+        raise UserError(T("no user {username}", username=username))
 
 
 def _admins_left(conn: sqlite3.Connection, username: str) -> int:
@@ -251,19 +260,19 @@ def set_role(db: Database, username: str, role: str) -> None:
     check_role(role)
     with transaction(db) as conn:
         if role != "admin" and not _admins_left(conn, username):
-            raise UserError("the last admin cannot become a viewer")
+            raise UserError(T("the last admin cannot become a viewer"))
         cur = conn.execute(
             "UPDATE users SET role = ?, session_epoch = session_epoch + 1 WHERE username = ?",
             [role, username],
         )
         if cur.rowcount == 0:
-            raise UserError(f"no user {username}")
+            raise UserError(T("no user {username}", username=username))
 
 
 def remove(db: Database, username: str) -> None:
     with transaction(db) as conn:
         if not _admins_left(conn, username):
-            raise UserError("the last admin cannot be removed")
+            raise UserError(T("the last admin cannot be removed"))
         cur = conn.execute("DELETE FROM users WHERE username = ?", [username])
         if cur.rowcount == 0:
-            raise UserError(f"no user {username}")
+            raise UserError(T("no user {username}", username=username))

@@ -6,12 +6,12 @@ the control socket (never through `sip` or `media`)."""
 from __future__ import annotations
 
 import secrets
-import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from flask import Flask
+from flask_babel import format_datetime
 from flask_wtf.csrf import CSRFProtect
 
 from appliance.store import settings
@@ -21,10 +21,14 @@ csrf = CSRFProtect()
 
 
 def when(ts: float | None) -> str:
-    """A Unix time as people read it (UTC; call records use the office's time zone)."""
+    """A Unix time as people read it: in the office's time zone, as the page's language writes
+    a date and a time ("Mar 11, 2024, 9:30:00 AM", "11 мар. 2024 г., 09:30:00"); "never" for
+    none."""
+    from appliance.web.i18n import _
+
     if ts is None:
-        return "never"
-    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(ts))
+        return str(_("never"))
+    return str(format_datetime(datetime.fromtimestamp(ts, UTC), "medium"))
 
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:

@@ -31,7 +31,7 @@ from appliance.store import logins, settings, users
 from appliance.store.database import Database
 from appliance.store.db import open_db
 from appliance.web.forms import AccountForm, LoginForm, reject, secret, text
-from appliance.web.i18n import LANGUAGES, _, language
+from appliance.web.i18n import LANGUAGES, NAMES, _, _l, language, ngettext, translate
 
 bp = Blueprint("auth", __name__)
 
@@ -101,7 +101,8 @@ def _load_user() -> ResponseReturnValue | None:
         else:
             session.clear()  # password or role changed, or the user was removed
     if g.user is None and users.count(db) == 0:  # first boot: the admin account first
-        if request.endpoint != "auth.first_account":
+        # (the language switch works there too: the account may be made in Russian)
+        if request.endpoint not in ("auth.first_account", "auth.choose_language"):
             return redirect(url_for("auth.first_account"))
         return None
     if level == "public":
@@ -139,19 +140,56 @@ def _headers(response: Any) -> Any:
     return response
 
 
+CSRF_FAILED = (
+    "This form expired or did not come from this page (CSRF check failed). Go back, reload the"
+    " page and submit it again."
+)
+ERROR_NAMES = {
+    400: _l("Bad Request"),
+    401: _l("Unauthorized"),
+    403: _l("Forbidden"),
+    404: _l("Not Found"),
+    405: _l("Method Not Allowed"),
+    413: _l("Request Entity Too Large"),
+    429: _l("Too Many Requests"),
+    500: _l("Internal Server Error"),
+    503: _l("Service Unavailable"),
+}
+"""The errors a page may show, by their HTTP names (in English as werkzeug says them)."""
+ERROR_TEXTS = {
+    400: _l("The browser sent something this page cannot take. Go back and try again."),
+    401: _l("Log in to see this page."),
+    403: _l("Your role may not do this: ask an admin."),
+    404: _l("There is no such page on this box."),
+    405: _l("This page does not take this kind of request."),
+    413: _l("What was sent is too large: at most 8 MiB."),
+    429: _l("Too many tries: wait a while, then try again."),
+    500: _l("Something went wrong on the box: its log says what."),
+    503: _l("The service is not ready yet: try again in a moment."),
+}
+"""What a page says for an error that carries no message of its own (werkzeug's default)."""
+
+
 def _error(exc: HTTPException) -> ResponseReturnValue:
     code = exc.code or 500
     message = exc.description or exc.name
     if isinstance(exc, CSRFError):
-        message = (
+        message = CSRF_FAILED
+    # Keep what the exception says in its headers (Allow on a 405, RFC 9110 §15.5.6).
+    headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
+    if request.path.startswith("/api/"):  # an interface: English and stable
+        return jsonify(error={"code": code, "message": message}), code, headers
+    name = str(ERROR_NAMES.get(code, exc.name))
+    if isinstance(exc, CSRFError):
+        message = _(
             "This form expired or did not come from this page (CSRF check failed). Go back,"
             " reload the page and submit it again."
         )
-    # Keep what the exception says in its headers (Allow on a 405, RFC 9110 §15.5.6).
-    headers = [(k, v) for k, v in exc.get_headers() if k.lower() != "content-type"]
-    if request.path.startswith("/api/"):
-        return jsonify(error={"code": code, "message": message}), code, headers
-    page = render_template("error.html", code=code, name=exc.name, message=message)
+    elif not exc.description or exc.description == type(exc).description:
+        message = str(ERROR_TEXTS.get(code, message))  # werkzeug's own words: ours instead
+    else:
+        message = translate(exc.description)  # a view's abort(), already in the page's words
+    page = render_template("error.html", code=code, name=name, message=message)
     return page, code, headers
 
 
@@ -202,10 +240,15 @@ def first_account() -> ResponseReturnValue:
         try:
             user = users.add_first_admin(db, text(form.username), secret(form.password))
         except users.UserError as exc:
-            reject(form[exc.field], str(exc))
+            reject(form[exc.field], translate(exc))
         else:
             _login(user)
-            flash(f"Account {user.username} created. Now a few questions about the office.")
+            flash(
+                _(
+                    "Account %(name)s created. Now a few questions about the office.",
+                    name=user.username,
+                )
+            )
             return redirect(url_for("setup.office"))
     return render_template("first_account.html", form=form)
 
@@ -220,7 +263,13 @@ def login() -> ResponseReturnValue:
     if wait:
         minutes = int(wait // 60) + 1
         reject(
-            form.password, f"Too many failed logins from {source}. Try again in {minutes} minutes."
+            form.password,
+            ngettext(
+                "Too many failed logins from %(source)s. Try again in %(num)d minute.",
+                "Too many failed logins from %(source)s. Try again in %(num)d minutes.",
+                minutes,
+                source=source,
+            ),
         )
         return render_template("login.html", form=form), 429
     if form.validate_on_submit():
@@ -230,11 +279,15 @@ def login() -> ResponseReturnValue:
             if locked:
                 reject(
                     form.password,
-                    f"Too many failed logins from {source}:"
-                    f" locked for {int(locked // 60)} minutes.",
+                    ngettext(
+                        "Too many failed logins from %(source)s: locked for %(num)d minute.",
+                        "Too many failed logins from %(source)s: locked for %(num)d minutes.",
+                        int(locked // 60),
+                        source=source,
+                    ),
                 )
                 return render_template("login.html", form=form), 429
-            reject(form.password, "Wrong user name or password.")
+            reject(form.password, _("Wrong user name or password."))
             return render_template("login.html", form=form), 401
         _login(user)
         return redirect(_safe_next(request.args.get("next")))
@@ -248,7 +301,7 @@ def choose_language() -> ResponseReturnValue:
     the user: it follows them to another browser and survives logging out)."""
     chosen = request.form.get("language", "")
     if chosen not in LANGUAGES:
-        abort(400, f"language must be one of {', '.join(LANGUAGES)}")
+        abort(400, _("Choose one of the languages: %(names)s.", names=", ".join(NAMES.values())))
     session["language"] = chosen
     session.pop("language_left", None)
     user = current_user()

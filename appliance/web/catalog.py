@@ -16,6 +16,7 @@ import argparse
 import io
 import re
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 from babel.messages.catalog import Catalog
@@ -29,18 +30,25 @@ ROOT = Path(__file__).resolve().parent.parent  # appliance/
 TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 TEMPLATE = TRANSLATIONS / "messages.pot"
 KEYWORDS = {"_": None, "_l": None, "gettext": None, "lazy_gettext": None,
-            "ngettext": (1, 2), "lazy_ngettext": (1, 2), "T": None}  # fmt: skip
+            "ngettext": (1, 2), "lazy_ngettext": (1, 2), "pgettext": ((1, "c"), 2),
+            "lazy_pgettext": ((1, "c"), 2), "T": None}  # fmt: skip
 METHODS = [
     ("**/templates/**.html", "jinja2"),
     ("**.py", "python"),
 ]
 OPTIONS = {"**/templates/**.html": {"trimmed": "true"}}
 TRANSLATED = [code for code in LANGUAGES if code != "en"]
+HEADER = (
+    "# {what} of the setup page of pbx-appliance (GPL-3.0-or-later).\n"
+    "# Made by `python -m appliance.web.catalog update`; translate in the .po files only."
+)
+FIXED_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]|\{(\w+)(?:![rs])?(?::[^}]*)?\}")
 
 
 def extract() -> Catalog:
-    catalog = Catalog(project="pbx-appliance", charset="utf-8", fuzzy=False)
+    catalog = Catalog(project="pbx-appliance", charset="utf-8", fuzzy=False,
+                      header_comment=HEADER.format(what="Messages"))  # fmt: skip
     for filename, lineno, message, comments, context in extract_from_dir(
         ROOT, METHODS, OPTIONS, KEYWORDS, comment_tags=("TRANSLATORS:",),
         strip_comment_tags=True,
@@ -85,6 +93,7 @@ def update() -> None:
                 catalog = read_po(f, locale=code)
         else:
             catalog = Catalog(locale=code, project="pbx-appliance", charset="utf-8")
+        catalog.header_comment = HEADER.format(what=f"The {code} translations of the messages")
         catalog.update(template, update_header_comment=False, no_fuzzy_matching=True)
         catalog.obsolete.clear()
         catalog.fuzzy = False
@@ -101,6 +110,9 @@ def compile_one(code: str) -> None:
 
 
 def _mo_bytes(catalog: Catalog) -> bytes:
+    """The compiled catalogue, the same bytes for the same messages (its header's dates,
+    which the .po does not keep, are fixed)."""
+    catalog.creation_date = catalog.revision_date = FIXED_DATE
     out = io.BytesIO()
     write_mo(out, catalog, use_fuzzy=False)
     return out.getvalue()

@@ -1,4 +1,8 @@
-"""Call records: a filtered, paged list and the same selection as CSV."""
+"""Call records: a filtered, paged list and the same selection as CSV.
+
+The list shows times in the page's language and the office's time zone; the CSV has its column
+headers in the page's language and its times as ISO 8601 local times (2024-03-11 00:30:00, which
+every spreadsheet reads), so that a file reads the same whoever exported it."""
 
 from __future__ import annotations
 
@@ -9,14 +13,17 @@ from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
+from babel.dates import format_datetime
 from flask import Blueprint, Response, current_app, redirect, render_template, request, url_for
 from flask.typing import ResponseReturnValue
+from flask_babel import get_locale
 
 from appliance.store import cdrs, settings
 from appliance.store.database import Database
 from appliance.store.db import open_db
 from appliance.web.auth import access, get_db
 from appliance.web.forms import CdrFilterForm, reject
+from appliance.web.i18n import _, _l, language
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -29,6 +36,39 @@ CSV_COLUMNS = (
     "disposition", "duration", "billsec", "hangup_side", "hangup_cause", "codec_caller",
     "codec_callee", "direction", "trunk", "did", "did_label", "sent",
 )  # fmt: skip
+CSV_HEADERS = {
+    "id": _l("Call ID"),
+    "started": _l("Started"),
+    "answered": _l("Answered at"),
+    "ended": _l("Ended at"),
+    "caller": _l("Caller"),
+    "caller_name": _l("Caller's name"),
+    "dialled": _l("Dialled"),
+    "answered_by": _l("Answered by"),
+    "disposition": _l("Result"),
+    "duration": _l("Duration (s)"),
+    "billsec": _l("Talk time (s)"),
+    "hangup_side": _l("Ended by"),
+    "hangup_cause": _l("Hang-up cause"),
+    "codec_caller": _l("Caller's codec"),
+    "codec_callee": _l("Callee's codec"),
+    "direction": _l("Direction"),
+    "trunk": _l("Trunk"),
+    "did": _l("DID"),
+    "did_label": _l("DID label"),
+    "sent": _l("Number sent"),
+}
+"""The CSV's header row in another language than English, the columns' names. In English the
+header row is the columns' codes (CSV_COLUMNS), as it always was: programs that read the file
+rely on them. The cells are the store's codes and numbers in every language."""
+assert set(CSV_HEADERS) == set(CSV_COLUMNS)
+
+
+def csv_headers() -> list[str]:
+    """The CSV's header row in this request's language."""
+    if language() == "en":
+        return list(CSV_COLUMNS)
+    return [str(CSV_HEADERS[c]) for c in CSV_COLUMNS]
 
 
 def cell(value: object) -> object:
@@ -69,11 +109,21 @@ def selection(form: CdrFilterForm, zone: ZoneInfo) -> cdrs.Filter | None:
             trunk=form.trunk.data or None,
         )
     except (OverflowError, ValueError):
-        reject(form.until, "This date is out of range.")
+        reject(form.until, _("This date is out of range."))
         return None
 
 
 def local_time(ts: float | None, zone: ZoneInfo) -> str:
+    """A call's time as the list shows it: in `zone`, as the page's language writes a date and
+    a time ("Mar 11, 2024, 12:30:00 AM", "11 мар. 2024 г., 00:30:00")."""
+    if ts is None:
+        return ""
+    return format_datetime(datetime.fromtimestamp(ts, zone), "medium", tzinfo=zone,
+                           locale=get_locale() or "en")  # fmt: skip
+
+
+def iso_time(ts: float | None, zone: ZoneInfo) -> str:
+    """A call's time as the CSV has it: in `zone`, ISO 8601 without the offset."""
     if ts is None:
         return ""
     return datetime.fromtimestamp(ts, zone).strftime("%Y-%m-%d %H:%M:%S")
@@ -111,6 +161,7 @@ def export() -> ResponseReturnValue:
             f"{url_for('cdrs.index')}?{urlencode(list(request.args.items(multi=True)))}"
         )
     data_dir = current_app.config["DATA_DIR"]
+    headers = csv_headers()  # now: the lines are made after the request
 
     def lines() -> Iterator[str]:
         # Its own connection: the request's is closed before the last line is streamed.
@@ -123,15 +174,15 @@ def export() -> ResponseReturnValue:
     def rows(db: Database) -> Iterator[str]:
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(CSV_COLUMNS)
+        writer.writerow(headers)
         offset = 0
         while batch := cdrs.search(db, where, limit=1000, offset=offset):
             for row in batch:
                 writer.writerow(
                     [
-                        local_time(row["started_at"], zone) if c == "started"
-                        else local_time(row["answered_at"], zone) if c == "answered"
-                        else local_time(row["ended_at"], zone) if c == "ended"
+                        iso_time(row["started_at"], zone) if c == "started"
+                        else iso_time(row["answered_at"], zone) if c == "answered"
+                        else iso_time(row["ended_at"], zone) if c == "ended"
                         else cell(row[c])
                         for c in CSV_COLUMNS
                     ]

@@ -1,5 +1,7 @@
 """The web service's side of the control socket: ask the running core for its state, or tell
-it to re-read the configuration. A stopped core is not an error here: pages say so."""
+it to re-read the configuration. A stopped core is not an error here: pages say so.
+
+What reaches a page is said in the page's language; the core itself answers in English."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 from flask import current_app, flash, request
 
 from appliance import control
+from appliance.web.i18n import _
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +37,8 @@ def applied(message: str) -> None:
     if reload():
         flash(message)
     else:
-        flash(f"{message} The core is not running; it applies this when it starts.")
+        later = _("The core is not running; it applies this when it starts.")
+        flash(f"{message} {later}")
 
 
 def trunk_test(name: str) -> dict[str, Any] | None:
@@ -48,9 +52,21 @@ def trunk_test(name: str) -> dict[str, Any] | None:
         logger.info("core did not test trunk %s: %s", name, exc)
         if isinstance(exc, control.ControlError) and not control.socket_path(data).exists():
             return None
-        return {"error": str(exc) or type(exc).__name__}
+        return {"error": _failure(exc, name)}
     answer.pop("ok", None)
     return answer
+
+
+def _failure(exc: Exception, trunk: str) -> str:
+    """Why the core did not test a trunk, for the page: in its language when it is one of the
+    known reasons, else as the core (or the system) said it."""
+    if isinstance(exc, control.ControlError) and str(exc).startswith("no trunk "):
+        return str(_("no trunk '%(name)s' is running", name=trunk))  # the core's, translated
+    if isinstance(exc, TimeoutError):
+        return str(_("the core did not answer in time"))
+    if isinstance(exc, ValueError):
+        return str(_("the core's answer could not be read"))
+    return str(exc) or type(exc).__name__
 
 
 def restart() -> bool:

@@ -1,5 +1,10 @@
 """The dashboard: registrations, live calls, trunks and system health, refreshed in place by
-app.js."""
+app.js.
+
+The state (`/dashboard/state`, and the page's first render) carries the codes and numbers, and
+beside them what the page says in its language: a `state_label` for each call, trunk and
+service, each service's `detail`, and `phrases`, the counts as sentences with their plural
+forms ("5 phones registered")."""
 
 from __future__ import annotations
 
@@ -13,10 +18,26 @@ from flask.typing import ResponseReturnValue
 from appliance.store import cdrs, registrations, settings
 from appliance.web import corectl, health, trunks
 from appliance.web.auth import access, get_db
+from appliance.web.i18n import _, label, ngettext
 
 bp = Blueprint("dashboard", __name__)
 
 STARTED = time.time()
+
+
+def phrases(
+    phones: int, calls_now: int, calls_24h: int, answered: int, minutes: int
+) -> dict[str, str]:
+    """The dashboard's counts as sentences, each number with its plural form."""
+    return {
+        "phones": ngettext("%(num)d phone registered", "%(num)d phones registered", phones),
+        "calls_now": ngettext("%(num)d call now", "%(num)d calls now", calls_now),
+        "calls_24h": ngettext(
+            "%(num)d call in the last 24 hours", "%(num)d calls in the last 24 hours", calls_24h
+        ),
+        "answered_24h": ngettext("%(num)d answered", "%(num)d answered", answered),
+        "minutes_24h": ngettext("%(num)d minute of talk", "%(num)d minutes of talk", minutes),
+    }
 
 
 def state() -> dict[str, Any]:
@@ -29,31 +50,45 @@ def state() -> dict[str, Any]:
             "name": "pbx-core",
             "state": "running" if core else "stopped",
             "uptime": core["uptime"] if core else None,
-            "detail": f"SIP {core['sip']}" if core else "registrations shown as stored",
+            "detail": _("SIP %(address)s", address=core["sip"]) if core
+            else _("registrations shown as stored"),
         },
         {
             "name": "pbx-web",
             "state": "running",
             "uptime": int(time.time() - STARTED),
-            "detail": f"pid {os.getpid()}",
+            "detail": _("pid %(pid)s", pid=os.getpid()),
         },
-    ]
-    return {
+    ]  # fmt: skip
+    calls = (
+        [{**call, "state_label": label(call.get("state"))} for call in core["calls"]]
+        if core
+        else []
+    )
+    registered = core["registrations"] if core else registrations.summary(db)
+    calls_24h = cdrs.count(db, day_ago)
+    answered_24h = cdrs.count(db, cdrs.Filter(since=day_ago.since, disposition="answered"))
+    minutes_24h = int(cdrs.talk_seconds(db, day_ago) // 60)
+    found = {
         "office": settings.get_str(db, "office.name"),
-        "registrations": core["registrations"] if core else registrations.summary(db),
-        "calls": core["calls"] if core else [],
-        "trunks": trunks.states(db, core),
-        "services": services,
+        "registrations": registered,
+        "calls": calls,
+        "trunks": [{**t, "state_label": label(t["state"])} for t in trunks.states(db, core)],
+        "services": [{**s, "state_label": label(s["state"])} for s in services],
         "health": health.snapshot(current_app.config["DATA_DIR"]),
-        "calls_24h": cdrs.count(db, day_ago),
-        "answered_24h": cdrs.count(db, cdrs.Filter(since=day_ago.since, disposition="answered")),
+        "calls_24h": calls_24h,
+        "answered_24h": answered_24h,
+        "minutes_24h": minutes_24h,
+        "phrases": phrases(len(registered), len(calls), calls_24h, answered_24h, minutes_24h),
     }
+    return found
 
 
 @bp.route("/")
 @access("viewer")
 def index() -> ResponseReturnValue:
-    return render_template("dashboard.html", state=state())
+    found = state()
+    return render_template("dashboard.html", state=found, phrases=found["phrases"])
 
 
 @bp.route("/dashboard/state")

@@ -12,6 +12,7 @@ from appliance.store.dids import Did, DidError
 from appliance.web import corectl
 from appliance.web.auth import access, get_db
 from appliance.web.forms import ConfirmForm, DidForm, NewDidForm, refuse, text
+from appliance.web.i18n import _, translate
 
 bp = Blueprint("dids", __name__, url_prefix="/numbers")
 
@@ -19,7 +20,7 @@ bp = Blueprint("dids", __name__, url_prefix="/numbers")
 def _existing(number: str) -> Did:
     did = dids.get(get_db(), number)
     if did is None:
-        abort(404, f"There is no number {number}.")
+        abort(404, _("There is no number %(number)s.", number=number))
     return did
 
 
@@ -27,7 +28,9 @@ def _existing(number: str) -> Did:
 @access("viewer")
 def index() -> ResponseReturnValue:
     db = get_db()
-    rows = [(did, destinations.describe(db, did.destination)) for did in dids.list_all(db)]
+    rows = [
+        (did, translate(destinations.describe(db, did.destination))) for did in dids.list_all(db)
+    ]
     return render_template("dids.html", dids=rows, form=ConfirmForm())
 
 
@@ -43,9 +46,9 @@ def new() -> ResponseReturnValue:
                 text(form.trunk),
             )  # fmt: skip
         except DidError as exc:
-            refuse(form, exc.field, str(exc), "number")
+            refuse(form, exc.field, translate(exc), "number")
         else:
-            corectl.applied(f"Number {did.number} added.")
+            corectl.applied(_("Number %(number)s added.", number=did.number))
             return redirect(url_for("dids.index"))
     return render_template("did_form.html", form=form, number=None)
 
@@ -63,9 +66,9 @@ def edit(number: str) -> ResponseReturnValue:
                 label=text(form.label), trunk=text(form.trunk),
             )  # fmt: skip
         except DidError as exc:
-            refuse(form, exc.field, str(exc), "destination")
+            refuse(form, exc.field, translate(exc), "destination")
         else:
-            corectl.applied(f"Number {did.number} saved.")
+            corectl.applied(_("Number %(number)s saved.", number=did.number))
             return redirect(url_for("dids.index"))
     return render_template("did_form.html", form=form, number=did.number)
 
@@ -78,7 +81,14 @@ def delete(number: str) -> ResponseReturnValue:
         try:
             dids.remove(get_db(), did.number)
         except DidError as exc:  # an extension or a route presents it as caller ID
-            flash(f"Number {did.number} was not deleted: {exc}.", "error")
+            flash(
+                _(
+                    "Number %(number)s was not deleted: %(reason)s.",
+                    number=did.number,
+                    reason=translate(exc),
+                ),
+                "error",
+            )
         else:
-            corectl.applied(f"Number {did.number} deleted.")
+            corectl.applied(_("Number %(number)s deleted.", number=did.number))
     return redirect(url_for("dids.index"))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
+from markupsafe import Markup
 
 from appliance.store import extensions, registrations
 from appliance.store.db import transaction
@@ -21,8 +22,21 @@ from appliance.web.forms import (
     secret,
     text,
 )  # fmt: skip
+from appliance.web.i18n import _, ngettext, office_locale, translate
 
 bp = Blueprint("extensions", __name__, url_prefix="/extensions")
+
+
+def sheet_page(entries: list[tuple[str, str, str]], first_boot: bool = False) -> str:
+    """The page with the printable phone settings of (number, name, password) entries: the page
+    in its reader's language, the cards printed for the office in the office's language."""
+    sip_server = corectl.sip_server()
+    with office_locale():
+        cards = render_template("_phone_cards.html", entries=entries, sip_server=sip_server)
+    return render_template(
+        "sheet.html", entries=entries, sip_server=sip_server, cards=Markup(cards),
+        first_boot=first_boot,
+    )  # fmt: skip
 
 
 @bp.route("/")
@@ -49,20 +63,17 @@ def new() -> ResponseReturnValue:
                 get_db(), number, text(form.name), secret(form.password) or None
             )
         except ExtensionError as exc:
-            reject(form[exc.field], str(exc))
+            reject(form[exc.field], translate(exc))
         else:
-            corectl.applied(f"Extension {number} added.")
-            return render_template(
-                "sheet.html", entries=[(number, text(form.name), password)],
-                sip_server=corectl.sip_server(),
-            )  # fmt: skip
+            corectl.applied(_("Extension %(number)s added.", number=number))
+            return sheet_page([(number, text(form.name), password)])
     return render_template("extension_form.html", form=form, number=None)
 
 
 def _existing(number: str) -> extensions.Extension:
     ext = extensions.get(get_db(), number)
     if ext is None:
-        abort(404, f"There is no extension {number}.")
+        abort(404, _("There is no extension %(number)s.", number=number))
     return ext
 
 
@@ -82,9 +93,9 @@ def edit(number: str) -> ResponseReturnValue:
                 extensions.set_permissions(db, number, form.permissions.data or [])
                 extensions.set_caller_id(db, number, text(form.caller_id))
         except ExtensionError as exc:
-            refuse(form, exc.field, str(exc), "name")
+            refuse(form, exc.field, translate(exc), "name")
         else:
-            corectl.applied(f"Extension {number} saved.")
+            corectl.applied(_("Extension %(number)s saved.", number=number))
             return redirect(url_for("extensions.index"))
     return render_template(
         "extension_form.html", form=form, number=number, confirm=ConfirmForm(),
@@ -100,9 +111,16 @@ def delete(number: str) -> ResponseReturnValue:
         try:
             extensions.remove(get_db(), number)
         except ExtensionError as exc:  # a DID or a setting still sends calls to it
-            flash(f"Extension {number} was not deleted: {exc}.", "error")
+            flash(
+                _(
+                    "Extension %(number)s was not deleted: %(reason)s.",
+                    number=number,
+                    reason=translate(exc),
+                ),
+                "error",
+            )
         else:
-            corectl.applied(f"Extension {number} deleted.")
+            corectl.applied(_("Extension %(number)s deleted.", number=number))
     return redirect(url_for("extensions.index"))
 
 
@@ -113,10 +131,10 @@ def password(number: str) -> ResponseReturnValue:
     if not ConfirmForm().validate_on_submit():
         return redirect(url_for("extensions.index"))
     secret = extensions.set_password(get_db(), number)
-    corectl.applied(f"Extension {number} has a new SIP password: enter it in the phone.")
-    return render_template(
-        "sheet.html", entries=[(number, ext.name, secret)], sip_server=corectl.sip_server()
+    corectl.applied(
+        _("Extension %(number)s has a new SIP password: enter it in the phone.", number=number)
     )
+    return sheet_page([(number, ext.name, secret)])
 
 
 @bp.route("/sheet", methods=["POST"])
@@ -132,5 +150,11 @@ def sheet() -> ResponseReturnValue:
             (e.number, e.name, extensions.set_password(db, e.number))
             for e in extensions.list_all(db)
         ]
-    corectl.applied(f"New SIP passwords for {len(entries)} extensions: enter them in the phones.")
-    return render_template("sheet.html", entries=entries, sip_server=corectl.sip_server())
+    corectl.applied(
+        ngettext(
+            "A new SIP password for %(num)d extension: enter it in the phone.",
+            "New SIP passwords for %(num)d extensions: enter them in the phones.",
+            len(entries),
+        )
+    )
+    return sheet_page(entries)

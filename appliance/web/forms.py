@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import cache
 
+from flask_babel import get_locale
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
@@ -34,6 +35,7 @@ from appliance.store.database import Database
 from appliance.store.settings import COUNTRIES
 from appliance.store.trunks import TRANSPORTS
 from appliance.store.users import ROLES
+from appliance.web.i18n import NAMES, _, _l, translate
 
 
 def text(field: Field) -> str:
@@ -58,19 +60,26 @@ def refuse(form: FlaskForm, name: str, message: str, fallback: str) -> None:
     reject(form[name] if name in form else form[fallback], message)
 
 
-def choices(pairs: Iterable[tuple[str, str]], optgroup: str | None = None) -> list[SelectChoice]:
+def choices(pairs: Iterable[tuple[str, object]], optgroup: str | None = None) -> list[SelectChoice]:
+    """Select choices from (value, label) pairs; a label may be lazy (`_l`), translated when
+    the select is rendered."""
     return [SelectChoice(value, label, optgroup=optgroup) for value, label in pairs]
 
 
 def destination_choices(db: Database, current: str = "") -> list[SelectChoice]:
     """Where calls from outside may go, from the store: each extension, then each way of
-    hanging up; `current` (what is set now) is kept among them even if no longer offered."""
+    hanging up; `current` (what is set now) is kept among them even if no longer offered.
+    Made during the request, so in its language."""
+
+    def shown(destination: str) -> str:
+        return translate(destinations.describe(db, destination))
+
     offered = [f"extension:{e.number}" for e in extensions.list_all(db)]
-    found = choices(((d, destinations.describe(db, d)) for d in offered), "Extensions")
+    found = choices(((d, shown(d)) for d in offered), _("Extensions"))
     causes = [f"hangup:{cause}" for cause in destinations.HANGUP_CAUSES]
-    found += choices(((d, destinations.describe(db, d)) for d in causes), "Hang up")
+    found += choices(((d, shown(d)) for d in causes), _("Hang up"))
     if current and current not in offered + causes:
-        found.insert(0, SelectChoice(current, destinations.describe(db, current)))
+        found.insert(0, SelectChoice(current, shown(current)))
     return found
 
 
@@ -88,8 +97,47 @@ def caller_id_choices(db: Database, none: str) -> list[SelectChoice]:
     return choices([("", none), *shown])
 
 
-ROLE_CHOICES = choices((r, r.capitalize()) for r in ROLES)
-PERMISSION_CHOICES = choices((c, c.replace("-", " ").capitalize()) for c in PERMISSION_CLASSES)
+ROLE_CHOICES = choices([("admin", _l("Admin")), ("viewer", _l("Viewer"))])
+assert [c.value for c in ROLE_CHOICES] == list(ROLES)
+PERMISSION_NAMES = {
+    "internal": _l("Internal"),
+    "local": _l("Local"),
+    "mobile": _l("Mobile"),
+    "long-distance": _l("Long distance"),
+    "international": _l("International"),
+    "premium": _l("Premium"),
+}
+"""The kinds of numbers an extension may call (`appliance.numbering.PERMISSION_CLASSES`)."""
+PERMISSION_CHOICES = choices((c, PERMISSION_NAMES[c]) for c in PERMISSION_CLASSES)
+DISPOSITION_NAMES = {
+    "answered": _l("Answered"),
+    "busy": _l("Busy"),
+    "no-answer": _l("No answer"),
+    "failed": _l("Failed"),
+    "cancelled": _l("Cancelled"),
+}
+"""How a call ended (`appliance.store.cdrs.DISPOSITIONS`), as the call list's filter says it."""
+DIRECTION_NAMES = {
+    "internal": _l("Between extensions"),
+    "inbound": _l("In from a trunk"),
+    "outbound": _l("Out by a trunk"),
+}
+"""Which way a call went (`appliance.store.cdrs.DIRECTIONS`)."""
+assert set(PERMISSION_NAMES) == set(PERMISSION_CLASSES)
+assert set(DISPOSITION_NAMES) == set(DISPOSITIONS) and set(DIRECTION_NAMES) == set(DIRECTIONS)
+LANGUAGE_CHOICES = choices(NAMES.items())
+"""Each language in its own words (never translated: a reader looks for their own)."""
+TERRITORIES = {"UK": "GB"}
+"""Office country codes that are not the ISO code Babel names the country by."""
+
+
+def country_choices() -> list[SelectChoice]:
+    """The office countries (`appliance.store.settings.COUNTRIES`), named in the page's
+    language by Babel's locale data (English, as the store names them, when it has none)."""
+    locale = get_locale()
+    names = locale.territories if locale is not None else {}
+    return choices((code, names.get(TERRITORIES.get(code, code), name))
+                   for code, name in COUNTRIES.items())  # fmt: skip
 
 
 @cache
@@ -101,106 +149,128 @@ def timezone_choices() -> list[SelectChoice]:
 
 class AccountForm(FlaskForm):
     username = StringField(
-        "Admin user name", [DataRequired()], default="admin",
-        description="Lower-case letters and digits, e.g. admin. You log in with it.",
+        _l("Admin user name"), [DataRequired()], default="admin",
+        description=_l("Lower-case letters and digits, e.g. admin. You log in with it."),
     )  # fmt: skip
     password = PasswordField(
-        "Password", [DataRequired()],
-        description="At least 10 characters mixing upper-case, lower-case, digits or symbols"
-        " (or 16 characters or more). There is no default password: keep this one safe.",
+        _l("Password"), [DataRequired()],
+        description=_l(
+            "At least 10 characters mixing upper-case, lower-case, digits or symbols"
+            " (or 16 characters or more). There is no default password: keep this one safe."
+        ),
     )  # fmt: skip
     confirm = PasswordField(
-        "Repeat the password", [DataRequired(), EqualTo("password", "The passwords differ.")],
-        description="Type the same password again, to be sure of it.",
+        _l("Repeat the password"),
+        [DataRequired(), EqualTo("password", _l("The passwords differ."))],
+        description=_l("Type the same password again, to be sure of it."),
     )  # fmt: skip
 
 
 class LoginForm(FlaskForm):
     username = StringField(
-        "User name", [DataRequired()], description="The name given when the account was made."
-    )
+        _l("User name"), [DataRequired()],
+        description=_l("The name given when the account was made."),
+    )  # fmt: skip
     password = PasswordField(
-        "Password", [DataRequired()],
-        description="After 5 wrong tries from one computer, logins from it wait 15 minutes.",
+        _l("Password"), [DataRequired()],
+        description=_l("After 5 wrong tries from one computer, logins from it wait 15 minutes."),
     )  # fmt: skip
 
 
 class OfficeForm(FlaskForm):
     office_name = StringField(
-        "Office name", [DataRequired()], description="Shown at the top of every page."
+        _l("Office name"), [DataRequired()], description=_l("Shown at the top of every page.")
     )
     country = SelectField(
-        "Country", choices=choices(COUNTRIES.items()),
-        description="Sets the dial tone, ring cadence and caller-ID style of the analog ports.",
+        _l("Country"), choices=[],
+        description=_l("Sets the dial tone, ring cadence and caller-ID style of the analog ports."),
     )  # fmt: skip
     timezone = SelectField(
-        "Time zone", choices=[],
-        description="Call records and schedules are shown in this time zone.",
+        _l("Time zone"), choices=[],
+        description=_l("Call records and schedules are shown in this time zone."),
     )  # fmt: skip
     number_min = IntegerField(
-        "Lowest extension number", [InputRequired()], default=100,
-        description="Extensions must be numbered from this...",
+        _l("Lowest extension number"), [InputRequired()], default=100,
+        description=_l("Extensions must be numbered from this..."),
     )  # fmt: skip
     number_max = IntegerField(
-        "Highest extension number", [InputRequired()], default=199,
-        description="...up to this, e.g. 100 to 199.",
+        _l("Highest extension number"), [InputRequired()], default=199,
+        description=_l("...up to this, e.g. 100 to 199."),
+    )  # fmt: skip
+    language = SelectField(
+        _l("Language"), choices=LANGUAGE_CHOICES, default="en",
+        description=_l(
+            "The office's language: this page's language until a user chooses another, and"
+            " the language of the phone settings sheet."
+        ),
     )  # fmt: skip
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
+        self.country.choices = country_choices()
         self.timezone.choices = timezone_choices()
+
+
+FIRST_PHONES = 4
+"""How many extensions the wizard proposes to make."""
 
 
 class FirstExtensionsForm(FlaskForm):
     first = StringField(
-        "First extension number", [DataRequired()], default="100",
-        description="Numbers are given in order from this one, e.g. 100, 101, 102...",
+        _l("First extension number"), [DataRequired()], default="100",
+        description=_l("Numbers are given in order from this one, e.g. 100, 101, 102..."),
     )  # fmt: skip
     count = IntegerField(
-        "How many phones", [InputRequired(), NumberRange(1, 100)], default=4,
-        description="One extension per phone, 1 to 100. More can be added later.",
+        _l("How many phones"), [InputRequired(), NumberRange(1, 100)], default=FIRST_PHONES,
+        description=_l("One extension per phone, 1 to 100. More can be added later."),
     )  # fmt: skip
 
 
 class ExtensionForm(FlaskForm):
     number = StringField(
-        "Extension number", [DataRequired()],
-        description="2 to 6 digits, inside the office's numbering range. Dialled to reach it.",
+        _l("Extension number"), [DataRequired()],
+        description=_l("2 to 6 digits, inside the office's numbering range. Dialled to reach it."),
     )  # fmt: skip
     name = StringField(
-        "Name", description="Who sits at this phone; shown as caller ID on other phones."
+        _l("Name"), description=_l("Who sits at this phone; shown as caller ID on other phones.")
     )
     password = PasswordField(
-        "SIP password", [Optional()],
-        description="Leave empty to have a strong one generated (recommended). Otherwise at"
-        " least 10 characters mixing letters and digits.",
+        _l("SIP password"), [Optional()],
+        description=_l(
+            "Leave empty to have a strong one generated (recommended). Otherwise at"
+            " least 10 characters mixing letters and digits."
+        ),
     )  # fmt: skip
 
 
 class ExtensionEditForm(FlaskForm):
     name = StringField(
-        "Name", description="Who sits at this phone; shown as caller ID on other phones."
+        _l("Name"), description=_l("Who sits at this phone; shown as caller ID on other phones.")
     )
     permissions = SelectMultipleField(
-        "May call", choices=PERMISSION_CHOICES,
+        _l("May call"), choices=PERMISSION_CHOICES,
         widget=ListWidget(prefix_label=False), option_widget=CheckboxInput(),
-        description="The kinds of numbers this phone may dial out to. Calls to other extensions"
-        " are always allowed, and so are emergency numbers.",
+        description=_l(
+            "The kinds of numbers this phone may dial out to. Calls to other extensions"
+            " are always allowed, and so are emergency numbers."
+        ),
     )  # fmt: skip
     caller_id = SelectField(
-        "Caller ID outside", choices=[],
-        description="The office number (DID) people see when this phone calls out; none to"
-        " use the route's or the trunk's.",
+        _l("Caller ID outside"), choices=[],
+        description=_l(
+            "The office number (DID) people see when this phone calls out; none to"
+            " use the route's or the trunk's."
+        ),
     )  # fmt: skip
 
     def offer(self, db: Database) -> None:
         """The choices that come from the store: the office's numbers."""
-        self.caller_id.choices = caller_id_choices(db, "None: the route's or the trunk's")
+        self.caller_id.choices = caller_id_choices(db, _("None: the route's or the trunk's"))
 
 
 TRUNK_KINDS = choices(
-    [("register", "Registration (user name and password)"),
-     ("ip", "IP address (no registration)")]
+    [("register", _l("Registration (user name and password)")),
+     ("ip", _l("IP address (no registration)"))]
 )  # fmt: skip
 
 
@@ -209,118 +279,152 @@ class TrunkForm(FlaskForm):
     is shown under the field it names."""
 
     kind = SelectField(
-        "Kind", choices=TRUNK_KINDS, default="register",
-        description="Most providers give an account to register with; an IP trunk (another"
-        " office, a provider on a private line) sends calls from known addresses instead.",
+        _l("Kind"), choices=TRUNK_KINDS, default="register",
+        description=_l(
+            "Most providers give an account to register with; an IP trunk (another"
+            " office, a provider on a private line) sends calls from known addresses instead."
+        ),
     )  # fmt: skip
     server = StringField(
-        "Server", [DataRequired()],
-        description="The provider's SIP server: a host name or address, with :PORT when it is"
-        " not 5060, e.g. sip.example.net or 203.0.113.5:5080.",
+        _l("Server"), [DataRequired()],
+        description=_l(
+            "The provider's SIP server: a host name or address, with :PORT when it is"
+            " not 5060, e.g. sip.example.net or 203.0.113.5:5080."
+        ),
     )  # fmt: skip
     username = StringField(
-        "User name", description="The account at the provider (often the phone number)."
+        _l("User name"), description=_l("The account at the provider (often the phone number).")
     )
     password = PasswordField(
-        "Password",
-        description="The account's password at the provider. Never shown again: on a trunk"
-        " already saved, leave it empty to keep the stored one.",
+        _l("Password"),
+        description=_l(
+            "The account's password at the provider. Never shown again: on a trunk"
+            " already saved, leave it empty to keep the stored one."
+        ),
     )  # fmt: skip
     auth_user = StringField(
-        "Authentication user", description="Only when the provider gives a separate login for"
-        " authentication; empty to use the user name.",
+        _l("Authentication user"), description=_l(
+            "Only when the provider gives a separate login for"
+            " authentication; empty to use the user name."
+        ),
     )  # fmt: skip
     transport = SelectField(
-        "Transport", choices=choices((t, t.upper()) for t in TRANSPORTS), default="udp",
-        description="UDP unless the provider asks for TCP.",
+        _l("Transport"), choices=choices((t, t.upper()) for t in TRANSPORTS), default="udp",
+        description=_l("UDP unless the provider asks for TCP."),
     )  # fmt: skip
     outbound_proxy = StringField(
-        "Outbound proxy", description="HOST or HOST:PORT to send everything through, when the"
-        " provider gives one; empty for none.",
+        _l("Outbound proxy"), description=_l(
+            "HOST or HOST:PORT to send everything through, when the"
+            " provider gives one; empty for none."
+        ),
     )  # fmt: skip
     from_user = StringField(
-        "From user", description="The user part of From on outgoing calls, when the provider"
-        " wants other than the user name.",
+        _l("From user"), description=_l(
+            "The user part of From on outgoing calls, when the provider"
+            " wants other than the user name."
+        ),
     )  # fmt: skip
     from_domain = StringField(
-        "From domain", description="The host part of From, when the provider wants other than"
-        " the server.",
+        _l("From domain"), description=_l(
+            "The host part of From, when the provider wants other than"
+            " the server."
+        ),
     )  # fmt: skip
     codecs = StringField(
-        "Codecs", default="PCMA,PCMU,G722",
-        description="Offered to the provider, most preferred first: some of PCMA, PCMU, G722,"
-        " separated by commas.",
+        _l("Codecs"), default="PCMA,PCMU,G722",
+        description=_l(
+            "Offered to the provider, most preferred first: some of PCMA, PCMU, G722,"
+            " separated by commas."
+        ),
     )  # fmt: skip
     max_calls = StringField(
-        "Calls at once", default="0", render_kw={"inputmode": "numeric"},
-        description="How many calls the account allows at the same time; 0 for no limit.",
+        _l("Calls at once"), default="0", render_kw={"inputmode": "numeric"},
+        description=_l("How many calls the account allows at the same time; 0 for no limit."),
     )  # fmt: skip
     expires = StringField(
-        "Registration time (s)", default="300", render_kw={"inputmode": "numeric"},
-        description="How long each registration is asked for, 60 to 86400 seconds.",
+        _l("Registration time (s)"), default="300", render_kw={"inputmode": "numeric"},
+        description=_l("How long each registration is asked for, 60 to 86400 seconds."),
     )  # fmt: skip
     options_interval = StringField(
-        "Keep-alive every (s)", default="30", render_kw={"inputmode": "numeric"},
-        description="Seconds between OPTIONS pings that check the provider answers (10 to"
-        " 3600); 0 for none.",
+        _l("Keep-alive every (s)"), default="30", render_kw={"inputmode": "numeric"},
+        description=_l(
+            "Seconds between OPTIONS pings that check the provider answers (10 to"
+            " 3600); 0 for none."
+        ),
     )  # fmt: skip
     external_address = StringField(
-        "Public address", description="The office's public IP address or host name, when the"
-        " box is behind NAT and the provider needs it; empty to find it out.",
+        _l("Public address"), description=_l(
+            "The office's public IP address or host name, when the"
+            " box is behind NAT and the provider needs it; empty to find it out."
+        ),
     )  # fmt: skip
     match_cidrs = StringField(
-        "Calls come from", description="Networks whose calls are this trunk's, e.g."
-        " 203.0.113.0/24, separated by commas; empty for the server's address.",
+        _l("Calls come from"), description=_l(
+            "Networks whose calls are this trunk's, e.g."
+            " 203.0.113.0/24, separated by commas; empty for the server's address."
+        ),
     )  # fmt: skip
     did_from = StringField(
-        "Number called read from", default="auto",
-        description="Where an incoming call's number (DID) is read: auto, request-uri, to, or"
-        " header:NAME.",
+        _l("Number called read from"), default="auto",
+        description=_l(
+            "Where an incoming call's number (DID) is read: auto, request-uri, to, or"
+            " header:NAME."
+        ),
     )  # fmt: skip
     late_offer = BooleanField(
-        "Late offer", description="Send calls without SDP, for providers that want to make the"
-        " media offer themselves.",
+        _l("Late offer"), description=_l(
+            "Send calls without SDP, for providers that want to make the"
+            " media offer themselves."
+        ),
     )  # fmt: skip
     enabled = BooleanField(
-        "In use", default=True,
-        description="Untick to keep the trunk without registering or sending calls by it.",
+        _l("In use"), default=True,
+        description=_l("Untick to keep the trunk without registering or sending calls by it."),
     )  # fmt: skip
 
 
 class NewTrunkForm(TrunkForm):
     name = StringField(
-        "Trunk name", [DataRequired()],
-        description="A short name for routes and call records: lower-case letters, digits,"
-        " '-' or '_', e.g. main or city-line.",
+        _l("Trunk name"), [DataRequired()],
+        description=_l(
+            "A short name for routes and call records: lower-case letters, digits,"
+            " '-' or '_', e.g. main or city-line."
+        ),
     )  # fmt: skip
 
 
 class DidForm(FlaskForm):
     label = StringField(
-        "Label", description="What people call this number, e.g. Main line; shown in call"
-        " records.",
+        _l("Label"), description=_l(
+            "What people call this number, e.g. Main line; shown in call"
+            " records."
+        ),
     )  # fmt: skip
     destination = SelectField(
-        "Calls go to", choices=[],
-        description="Where calls to this number ring: an extension, or hang up with a cause.",
+        _l("Calls go to"), choices=[],
+        description=_l("Where calls to this number ring: an extension, or hang up with a cause."),
     )  # fmt: skip
     trunk = SelectField(
-        "Trunk", choices=[], description="The trunk its calls come in on; any to accept them"
-        " on every trunk.",
+        _l("Trunk"), choices=[], description=_l(
+            "The trunk its calls come in on; any to accept them"
+            " on every trunk."
+        ),
     )  # fmt: skip
 
     def offer(self, db: Database, current: str = "") -> None:
         """The choices that come from the store: extensions and trunks (`current` is the
         destination set now, kept among the choices)."""
         self.destination.choices = destination_choices(db, current)
-        self.trunk.choices = trunk_choices(db, "Any trunk")
+        self.trunk.choices = trunk_choices(db, _("Any trunk"))
 
 
 class NewDidForm(DidForm):
     number = StringField(
-        "Number", [DataRequired()],
-        description="The office's number as the provider sends it, in any form: +49 30"
-        " 1234567, 030 1234567, or a short number.",
+        _l("Number"), [DataRequired()],
+        description=_l(
+            "The office's number as the provider sends it, in any form: +49 30"
+            " 1234567, 030 1234567, or a short number."
+        ),
     )  # fmt: skip
 
 
@@ -330,47 +434,57 @@ SHOWN_TRUNKS = 3
 
 class RouteForm(FlaskForm):
     patterns = TextAreaField(
-        "Numbers it takes", [DataRequired()], render_kw={"rows": 3},
-        description="Dial patterns, one per line or separated by commas: X is any digit, Z 1-9,"
-        " N 2-9, [1-4] a range, . any digits more; e.g. 8XXXXXXXXXX or 00.",
+        _l("Numbers it takes"), [DataRequired()], render_kw={"rows": 3},
+        description=_l(
+            "Dial patterns, one per line or separated by commas: X is any digit, Z 1-9,"
+            " N 2-9, [1-4] a range, . any digits more; e.g. 8XXXXXXXXXX or 00."
+        ),
     )  # fmt: skip
     trunks = FieldList(
-        SelectField("Trunk", choices=[], validate_choice=True), "Trunks", max_entries=32,
-        description="Tried in this order: when the first cannot take the call, the next one"
-        " does.",
+        SelectField(_l("Trunk"), choices=[], validate_choice=True), _l("Trunks"), max_entries=32,
+        description=_l(
+            "Tried in this order: when the first cannot take the call, the next one"
+            " does."
+        ),
     )  # fmt: skip
     prepend = StringField(
-        "Prepend", description="Digits put before the number sent to the provider (an optional"
-        " leading +); empty for none.",
+        _l("Prepend"), description=_l(
+            "Digits put before the number sent to the provider (an optional"
+            " leading +); empty for none."
+        ),
     )  # fmt: skip
     caller_id = SelectField(
-        "Caller ID outside", choices=[],
-        description="The office number (DID) shown on calls by this route; none for the"
-        " extension's own or the trunk's.",
+        _l("Caller ID outside"), choices=[],
+        description=_l(
+            "The office number (DID) shown on calls by this route; none for the"
+            " extension's own or the trunk's."
+        ),
     )  # fmt: skip
 
     def offer(self, db: Database) -> None:
         """The choices that come from the store, and a trunk select for each place in the
         failover order up to SHOWN_TRUNKS (or as many as there are trunks)."""
-        offered = trunk_choices(db, "None")
+        offered = trunk_choices(db, _("None"))
         while len(self.trunks) < max(1, min(SHOWN_TRUNKS, len(offered) - 1)):
             self.trunks.append_entry()
         for entry in self.trunks:
             entry.choices = offered
-        self.caller_id.choices = caller_id_choices(db, "None: the extension's own, or the trunk's")
+        self.caller_id.choices = caller_id_choices(
+            db, _("None: the extension's own, or the trunk's")
+        )
 
 
 class NewRouteForm(RouteForm):
     name = StringField(
-        "Route name", [DataRequired()],
-        description="A short name: lower-case letters, digits, '-' or '_', e.g. mobile.",
+        _l("Route name"), [DataRequired()],
+        description=_l("A short name: lower-case letters, digits, '-' or '_', e.g. mobile."),
     )  # fmt: skip
 
 
 class RouteMoveForm(FlaskForm):
     position = IntegerField(
-        "Position", [InputRequired()], widget=HiddenInput(),
-        description="Where the route goes in the list; 1 is tried first.",
+        _l("Position"), [InputRequired()], widget=HiddenInput(),
+        description=_l("Where the route goes in the list; 1 is tried first."),
     )  # fmt: skip
 
 
@@ -382,79 +496,83 @@ class CdrFilterForm(FlaskForm):
     class Meta:
         csrf = False  # a GET search form changes nothing
 
-    since = DateField("From", [Optional()], description="First day to show (office time).")
-    until = DateField("To", [Optional()], description="Last day to show, included.")
+    since = DateField(_l("From"), [Optional()], description=_l("First day to show (office time)."))
+    until = DateField(_l("To"), [Optional()], description=_l("Last day to show, included."))
     extension = StringField(
-        "Extension", [Optional()], description="Calls made, dialled or answered by this number."
-    )
+        _l("Extension"), [Optional()],
+        description=_l("Calls made, dialled or answered by this number."),
+    )  # fmt: skip
     disposition = SelectField(
-        "Result", [Optional()], choices=choices([("", "Any"), *((d, d) for d in DISPOSITIONS)]),
-        description="How the call ended.",
+        _l("Result"), [Optional()], choices=choices([("", _l("Any")), *DISPOSITION_NAMES.items()]),
+        description=_l("How the call ended."),
     )  # fmt: skip
     direction = SelectField(
-        "Direction", [Optional()], choices=choices([("", "Any"), *((d, d) for d in DIRECTIONS)]),
-        description="Internal, in from a trunk, or out by one.",
+        _l("Direction"), [Optional()], choices=choices([("", _l("Any")), *DIRECTION_NAMES.items()]),
+        description=_l("Internal, in from a trunk, or out by one."),
     )  # fmt: skip
     trunk = SelectField(
-        "Trunk", [Optional()], choices=choices([("", "Any")]),
-        description="Calls that came in or went out by this trunk.",
+        _l("Trunk"), [Optional()], choices=choices([("", _l("Any"))]),
+        description=_l("Calls that came in or went out by this trunk."),
     )  # fmt: skip
 
     def offer(self, db: Database) -> None:
         """The choices that come from the store: the trunks."""
-        self.trunk.choices = trunk_choices(db, "Any")
+        self.trunk.choices = trunk_choices(db, _("Any"))
 
 
 class PasswordChangeForm(FlaskForm):
     current = PasswordField(
-        "Current password", [DataRequired()], description="The password you logged in with."
+        _l("Current password"), [DataRequired()], description=_l("The password you logged in with.")
     )
     password = PasswordField(
-        "New password", [DataRequired()],
-        description="At least 10 characters mixing upper-case, lower-case, digits or symbols.",
+        _l("New password"), [DataRequired()],
+        description=_l("At least 10 characters mixing upper-case, lower-case, digits or symbols."),
     )  # fmt: skip
     confirm = PasswordField(
-        "Repeat the new password",
-        [DataRequired(), EqualTo("password", "The passwords differ.")],
-        description="Type the new password again.",
+        _l("Repeat the new password"),
+        [DataRequired(), EqualTo("password", _l("The passwords differ."))],
+        description=_l("Type the new password again."),
     )  # fmt: skip
 
 
 class UserForm(FlaskForm):
     username = StringField(
-        "User name", [DataRequired()], description="Lower-case letters and digits, e.g. anna."
-    )
+        _l("User name"), [DataRequired()],
+        description=_l("Lower-case letters and digits, e.g. anna."),
+    )  # fmt: skip
     password = PasswordField(
-        "Password", [DataRequired()],
-        description="At least 10 characters mixing upper-case, lower-case, digits or symbols.",
+        _l("Password"), [DataRequired()],
+        description=_l("At least 10 characters mixing upper-case, lower-case, digits or symbols."),
     )  # fmt: skip
     role = SelectField(
-        "Role", choices=ROLE_CHOICES, default="viewer",
-        description="Viewers see everything and change nothing; admins change everything.",
+        _l("Role"), choices=ROLE_CHOICES, default="viewer",
+        description=_l("Viewers see everything and change nothing; admins change everything."),
     )  # fmt: skip
 
 
 class TokenForm(FlaskForm):
     name = StringField(
-        "Token name", [DataRequired()], description="What uses it, e.g. CRM integration."
+        _l("Token name"), [DataRequired()], description=_l("What uses it, e.g. CRM integration.")
     )
     role = SelectField(
-        "Role", choices=ROLE_CHOICES, default="viewer",
-        description="A viewer token can only read through the API.",
+        _l("Role"), choices=ROLE_CHOICES, default="viewer",
+        description=_l("A viewer token can only read through the API."),
     )  # fmt: skip
 
 
 class RestoreForm(FlaskForm):
     backup = FileField(
-        "Backup file", [FileRequired("Choose a backup file.")],
-        description="A file downloaded with 'Download backup'. It replaces the whole"
-        " configuration: extensions, trunks, numbers, routes, users, tokens and settings.",
+        _l("Backup file"), [FileRequired(_l("Choose a backup file."))],
+        description=_l(
+            "A file downloaded with 'Download backup'. It replaces the whole"
+            " configuration: extensions, trunks, numbers, routes, users, tokens and settings."
+        ),
     )  # fmt: skip
 
 
 class RestartForm(FlaskForm):
     service = SelectField(
-        "Service",
-        choices=choices([("core", "pbx-core (calls end)"), ("web", "pbx-web (this page)")]),
-        description="Restarting the core ends calls in progress; phones stay registered.",
+        _l("Service"),
+        choices=choices([("core", _l("pbx-core (calls end)")), ("web", _l("pbx-web (this page)"))]),
+        description=_l("Restarting the core ends calls in progress; phones stay registered."),
     )  # fmt: skip

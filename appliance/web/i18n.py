@@ -23,7 +23,15 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask, g, request, session
-from flask_babel import Babel, force_locale, get_locale, gettext, lazy_gettext, ngettext
+from flask_babel import (
+    Babel,
+    force_locale,
+    get_locale,
+    gettext,
+    lazy_gettext,
+    lazy_pgettext,
+    ngettext,
+)
 
 from appliance.i18n import LANGUAGES, Text
 from appliance.store import settings
@@ -50,16 +58,45 @@ LABELS = {
     "reachable": _l("reachable"),
     "unknown": _l("unknown"),
     "disabled": _l("disabled"),
+    "register": _l("register"),
+    "ip": _l("by address"),
     # services
     "running": _l("running"),
     "stopped": _l("stopped"),
+    # roles
+    "admin": _l("admin"),
+    "viewer": _l("viewer"),
+    # classes of numbers an extension may call
+    "internal": _l("internal"),
+    "local": _l("local"),
+    "mobile": _l("mobile"),
+    "long-distance": _l("long distance"),
+    "international": _l("international"),
+    "premium": _l("premium-rate"),
+    "emergency": _l("emergency"),
+    # call records: direction, result, who hung up
+    "inbound": _l("inbound"),
+    "outbound": _l("outbound"),
+    "busy": _l("busy"),
+    "no-answer": _l("no answer"),
+    "cancelled": _l("cancelled"),
+    "caller": _l("caller"),
+    "callee": _l("callee"),
+    "system": _l("the box"),
 }
-"""The states the core and the store report as codes, as the page shows them."""
+"""The codes the core and the store report (states, roles, classes, results), as the page
+shows them; `CONTEXTS` has the few whose word depends on what they describe."""
+
+CONTEXTS = {
+    ("result", "failed"): lazy_pgettext("call result", "failed"),
+    ("direction", "internal"): lazy_pgettext("call direction", "internal"),
+}
 
 
-def label(code: object) -> str:
-    """A state code (`ringing`, `registered`, `running`, ...) in this request's language."""
-    text = LABELS.get(str(code))
+def label(code: object, context: str = "") -> str:
+    """A code (`ringing`, `registered`, `admin`, ...) in this request's language; `context`
+    (`result`, `direction`) picks the word where one code means two things."""
+    text = CONTEXTS.get((context, str(code))) or LABELS.get(str(code))
     return str(text) if text is not None else str(code)
 
 
@@ -113,7 +150,9 @@ def translate(message: object) -> str:
     """A message in this request's language: a `Text` (or an exception raised with one) looked
     up in the catalogue, its parameters filled in (translated too when they are `Text`);
     anything else as `str()` says it."""
-    if isinstance(message, BaseException) and message.args:
+    if isinstance(message, BaseException):
+        if not (message.args and isinstance(message.args[0], Text)):
+            return str(message)
         message = message.args[0]
     if not isinstance(message, Text):
         return str(message)
@@ -129,6 +168,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", "en")
     app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", "translations")
     Babel(app, locale_selector=select_locale, timezone_selector=select_timezone)
+    app.jinja_env.policies["ext.i18n.trimmed"] = True  # as the catalogue extracts them
 
     @app.context_processor
     def languages() -> dict[str, Any]:

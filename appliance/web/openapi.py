@@ -789,7 +789,10 @@ def document(server: str) -> dict[str, Any]:
             "description": "Extensions, SIP trunks, the office's numbers (DIDs), outbound"
             " routes, call records, registrations and live calls. Create a token on the System"
             " page and send it as `Authorization: Bearer TOKEN`. Secrets are accepted and never"
-            " answered: a trunk's password reads `********`.",
+            " answered: a trunk's password reads `********`. Error messages are in English"
+            " whatever the request's Accept-Language (the setup page speaks the user's"
+            " language; the API's messages are an interface, kept stable: rely on the HTTP"
+            " status and `error.code`, and show `error.message` to technicians).",
         },
         "servers": [{"url": f"{server}/api/v1"}],
         "security": [{"bearer": []}],

@@ -22,6 +22,7 @@ from appliance.web.forms import (
     reject,
     text,
 )  # fmt: skip
+from appliance.web.i18n import _, translate
 
 bp = Blueprint("routes", __name__, url_prefix="/routes")
 
@@ -49,16 +50,16 @@ def _save(form: RouteForm, name: str | None) -> Route | None:
         )  # fmt: skip
     except RouteError as exc:
         if exc.field == "trunks":  # shown under the first trunk's select
-            reject(form.trunks.entries[0], str(exc))
+            reject(form.trunks.entries[0], translate(exc))
         else:
-            refuse(form, exc.field, str(exc), "patterns")
+            refuse(form, exc.field, translate(exc), "patterns")
         return None
 
 
 def _existing(name: str) -> Route:
     route = routes.get(get_db(), name)
     if route is None:
-        abort(404, f"There is no route {name}.")
+        abort(404, _("There is no route %(name)s.", name=name))
     return route
 
 
@@ -76,7 +77,13 @@ def new() -> ResponseReturnValue:
     if form.validate_on_submit():
         route = _save(form, None)
         if route is not None:
-            corectl.applied(f"Route {route.name} added at position {route.position}.")
+            corectl.applied(
+                _(
+                    "Route %(name)s added at position %(position)s.",
+                    name=route.name,
+                    position=route.position,
+                )
+            )
             return redirect(url_for("routes.index"))
     return render_template("route_form.html", form=form, name=None)
 
@@ -93,7 +100,7 @@ def edit(name: str) -> ResponseReturnValue:
     )  # fmt: skip
     form.offer(get_db())
     if form.validate_on_submit() and _save(form, name) is not None:
-        corectl.applied(f"Route {name} saved.")
+        corectl.applied(_("Route %(name)s saved.", name=name))
         return redirect(url_for("routes.index"))
     return render_template("route_form.html", form=form, name=name)
 
@@ -109,11 +116,16 @@ def move(name: str) -> ResponseReturnValue:
         try:
             route = routes.move(get_db(), name, form.position.data or 0)
         except RouteError as exc:
-            flash(f"Route {name} was not moved: {exc}.", "error")
+            flash(
+                _("Route %(name)s was not moved: %(reason)s.", name=name, reason=translate(exc)),
+                "error",
+            )
         else:
-            corectl.applied(f"Route {name} is now number {route.position}.")
+            corectl.applied(
+                _("Route %(name)s is now number %(position)s.", name=name, position=route.position)
+            )
     elif form.position.errors:
-        flash(f"Route {name} was not moved: no position was given.", "error")
+        flash(_("Route %(name)s was not moved: no position was given.", name=name), "error")
     return redirect(url_for("routes.index"))
 
 
@@ -125,7 +137,10 @@ def delete(name: str) -> ResponseReturnValue:
         try:
             routes.remove(get_db(), name)
         except RouteError as exc:
-            flash(f"Route {name} was not deleted: {exc}.", "error")
+            flash(
+                _("Route %(name)s was not deleted: %(reason)s.", name=name, reason=translate(exc)),
+                "error",
+            )
         else:
-            corectl.applied(f"Route {name} deleted.")
+            corectl.applied(_("Route %(name)s deleted.", name=name))
     return redirect(url_for("routes.index"))

@@ -36,6 +36,7 @@ from appliance.web.forms import (
     secret,
     text,
 )  # fmt: skip
+from appliance.web.i18n import _, label, ngettext, translate
 
 bp = Blueprint("system", __name__, url_prefix="/system")
 
@@ -75,18 +76,21 @@ def password() -> ResponseReturnValue:
         db = get_db()
         # Guesses at the current password count like failed logins (an unattended session).
         if logins.locked_for(db, source, time.time()):
-            reject(form.current, f"Too many wrong passwords from {source}; try again later.")
+            reject(
+                form.current,
+                _("Too many wrong passwords from %(source)s; try again later.", source=source),
+            )
         elif users.authenticate(db, user.username, secret(form.current)) is None:
             logins.failed(db, source, time.time())
-            reject(form.current, "This is not your current password.")
+            reject(form.current, _("This is not your current password."))
         else:
             try:
                 users.set_password(db, user.username, secret(form.password))
             except UserError as exc:
-                reject(form.password, str(exc))
+                reject(form.password, translate(exc))
             else:
                 session["epoch"] = user.session_epoch + 1  # this session goes on; others end
-                flash("Password changed. Other sessions of yours are logged out.")
+                flash(_("Password changed. Other sessions of yours are logged out."))
                 return redirect(url_for("system.index"))
     return _page(password_form=form)
 
@@ -99,9 +103,15 @@ def add_user() -> ResponseReturnValue:
         try:
             users.add(get_db(), text(form.username), secret(form.password), text(form.role))
         except UserError as exc:
-            reject(form[exc.field], str(exc))
+            reject(form[exc.field], translate(exc))
         else:
-            flash(f"User {text(form.username)} added as {form.role.data}.")
+            flash(
+                _(
+                    "User %(name)s added as %(role)s.",
+                    name=text(form.username),
+                    role=label(text(form.role)),
+                )
+            )
             return redirect(url_for("system.index"))
     return _page(user_form=form)
 
@@ -113,9 +123,9 @@ def set_role(username: str) -> ResponseReturnValue:
         try:
             users.set_role(get_db(), username, request.form.get("role", ""))
         except UserError as exc:
-            flash(str(exc), "error")
+            flash(translate(exc), "error")
         else:
-            flash(f"{username} is now {request.form['role']}.")
+            flash(_("%(name)s is now %(role)s.", name=username, role=label(request.form["role"])))
     return redirect(url_for("system.index"))
 
 
@@ -126,9 +136,9 @@ def delete_user(username: str) -> ResponseReturnValue:
         try:
             users.remove(get_db(), username)
         except UserError as exc:
-            flash(str(exc), "error")
+            flash(translate(exc), "error")
         else:
-            flash(f"User {username} removed.")
+            flash(_("User %(name)s removed.", name=username))
     return redirect(url_for("system.index"))
 
 
@@ -140,7 +150,7 @@ def add_token() -> ResponseReturnValue:
         try:
             token, clear = tokens.create(get_db(), text(form.name), text(form.role))
         except UserError as exc:
-            reject(form.name, str(exc))
+            reject(form.name, translate(exc))
         else:
             return render_template("token_created.html", token=token, clear=clear)
     return _page(token_form=form)
@@ -153,9 +163,9 @@ def revoke_token(token_id: int) -> ResponseReturnValue:
         try:
             tokens.revoke(get_db(), token_id)
         except UserError as exc:
-            flash(str(exc), "error")
+            flash(translate(exc), "error")
         else:
-            flash("Token revoked: programs using it are refused from now on.")
+            flash(_("Token revoked: programs using it are refused from now on."))
     return redirect(url_for("system.index"))
 
 
@@ -184,20 +194,29 @@ def restore() -> ResponseReturnValue:
         try:
             counts = backup.restore(get_db(), form.backup.data.read())
         except backup.BackupError as exc:
-            reject(form.backup, f"Nothing was changed: {exc}")
+            reject(form.backup, _("Nothing was changed: %(reason)s", reason=translate(exc)))
         else:
             corectl.reload()
             user = current_user()
             restored = users.get(get_db(), user.username) if user else None
             if restored is not None:  # the one who restored stays logged in, as restored
                 session["epoch"] = restored.session_epoch
-            flash(
-                f"Configuration restored: {counts['extensions']} extensions,"
-                f" {counts['users']} users, {counts['api_tokens']} API tokens,"
-                f" {counts['trunks']} trunks, {counts['dids']} numbers, {counts['routes']} routes."
-            )
+            flash(restore_summary(counts))
             return redirect(url_for("system.index"))
     return _page(restore_form=form)
+
+
+def restore_summary(counts: dict[str, int]) -> str:
+    """What a restore brought back, each count with its plural form."""
+    parts = [
+        ngettext("%(num)d extension", "%(num)d extensions", counts["extensions"]),
+        ngettext("%(num)d user", "%(num)d users", counts["users"]),
+        ngettext("%(num)d API token", "%(num)d API tokens", counts["api_tokens"]),
+        ngettext("%(num)d trunk", "%(num)d trunks", counts["trunks"]),
+        ngettext("%(num)d number", "%(num)d numbers", counts["dids"]),
+        ngettext("%(num)d route", "%(num)d routes", counts["routes"]),
+    ]
+    return str(_("Configuration restored: %(counts)s.", counts=", ".join(parts)))
 
 
 @bp.route("/restart", methods=["POST"])
@@ -208,11 +227,11 @@ def restart() -> ResponseReturnValue:
         return _page(restart_form=form)
     if form.service.data == "core":
         if corectl.restart():
-            flash("pbx-core is restarting; phones stay registered.")
+            flash(_("pbx-core is restarting; phones stay registered."))
         else:
-            flash("pbx-core is not running, so it cannot be restarted from here.", "error")
+            flash(_("pbx-core is not running, so it cannot be restarted from here."), "error")
         return redirect(url_for("system.index"))
-    flash("pbx-web restarted.")
+    flash(_("pbx-web restarted."))
     if not current_app.testing:
         threading.Timer(0.5, reexec).start()  # after this answer has been sent
     return redirect(url_for("system.index"))

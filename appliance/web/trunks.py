@@ -17,6 +17,7 @@ from appliance.store.trunks import Trunk, TrunkError
 from appliance.web import corectl
 from appliance.web.auth import access, get_db
 from appliance.web.forms import ConfirmForm, NewTrunkForm, TrunkForm, refuse, secret, text
+from appliance.web.i18n import _, translate
 
 bp = Blueprint("trunks", __name__, url_prefix="/trunks")
 
@@ -60,7 +61,7 @@ def _values(form: TrunkForm) -> dict[str, object]:
 def _existing(name: str) -> Trunk:
     trunk = trunks.get(get_db(), name)
     if trunk is None:
-        abort(404, f"There is no trunk {name}.")
+        abort(404, _("There is no trunk %(name)s.", name=name))
     return trunk
 
 
@@ -87,9 +88,9 @@ def new() -> ResponseReturnValue:
         try:
             trunks.add(get_db(), name, **_values(form))
         except TrunkError as exc:
-            refuse(form, exc.field, str(exc), "name")
+            refuse(form, exc.field, translate(exc), "name")
         else:
-            corectl.applied(f"Trunk {name} added.")
+            corectl.applied(_("Trunk %(name)s added.", name=name))
             return redirect(url_for("trunks.index"))
     return render_template("trunk_form.html", form=form, name=None)
 
@@ -105,9 +106,9 @@ def edit(name: str) -> ResponseReturnValue:
         try:
             trunks.update(get_db(), name, **_values(form))
         except TrunkError as exc:
-            refuse(form, exc.field, str(exc), "server")
+            refuse(form, exc.field, translate(exc), "server")
         else:
-            corectl.applied(f"Trunk {name} saved.")
+            corectl.applied(_("Trunk %(name)s saved.", name=name))
             return redirect(url_for("trunks.index"))
     return render_template(
         "trunk_form.html", form=form, name=name, has_password=bool(trunk.password)
@@ -122,9 +123,12 @@ def delete(name: str) -> ResponseReturnValue:
         try:
             trunks.remove(get_db(), name)
         except TrunkError as exc:
-            flash(f"Trunk {name} was not deleted: {exc}.", "error")
+            flash(
+                _("Trunk %(name)s was not deleted: %(reason)s.", name=name, reason=translate(exc)),
+                "error",
+            )
         else:
-            corectl.applied(f"Trunk {name} deleted.")
+            corectl.applied(_("Trunk %(name)s deleted.", name=name))
     return redirect(url_for("trunks.index"))
 
 

@@ -3,7 +3,8 @@ the wizard, an extension whose shown password a real SIP client (sipp) registers
 dashboard updating without a reload, a call in the CDR list, a viewer refused everywhere it
 could change something, a form without its CSRF token refused, and the login lock-out.
 
-Every page is saved at desktop and phone size under docs/screenshots/ (see `shoot`)."""
+Every page is checked at desktop and phone size, and saved under docs/screenshots/ when asked
+(`PBX_SCREENSHOTS`, see `shoot`)."""
 
 from __future__ import annotations
 

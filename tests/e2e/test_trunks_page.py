@@ -4,7 +4,8 @@ answer swapped into the page without reloading it), a DID refused because it is 
 extension's number and then added, two routes added and one dragged above the other with the
 new order saved, an extension's permissions and caller ID, and the dashboard's trunks.
 
-Every page is saved at desktop and phone size under docs/screenshots/ (see `shoot`)."""
+Every page is checked at desktop and phone size, and saved under docs/screenshots/ when asked
+(`PBX_SCREENSHOTS`, see `shoot`)."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from babel.dates import format_datetime
 from flask import Flask
 from werkzeug.test import TestResponse
 
@@ -719,7 +720,7 @@ def test_a_downloaded_backup_restores_the_configuration(admin: Pages, data: Path
 
     response = upload(admin, backup_file)
     assert response.status_code == 302
-    restored = "Configuration restored: 2 extensions, 2 users, 1 API tokens, 0 trunks, 0 numbers,"
+    restored = "Configuration restored: 2 extensions, 2 users, 1 API token, 0 trunks, 0 numbers,"
     assert f"{restored} 0 routes." in flashes(dom(admin.get("/system")))
     assert configuration(data) == saved
     assert all(password_works(data, n, p) for n, p in passwords.items())
@@ -805,9 +806,12 @@ def calls(admin: Pages, data: Path) -> Pages:
 
 
 def started(ids: str) -> list[str]:
-    """The start times the page shows for these calls, newest first."""
+    """The start times the page shows for these calls, newest first (in English, in Berlin;
+    spaces as the page's text has them)."""
     times = {i: t for i, t, *_ in CALLS}
-    return sorted((times[i] for i in ids), reverse=True)
+    shown = (format_datetime(datetime.fromtimestamp(berlin(t), BERLIN), "medium", locale="en")
+             for t in sorted((times[i] for i in ids), reverse=True))  # fmt: skip
+    return [" ".join(t.split()) for t in shown]
 
 
 @pytest.mark.parametrize(

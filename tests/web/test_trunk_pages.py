@@ -603,8 +603,7 @@ def test_a_backup_brings_back_the_trunks_numbers_and_routes(lines: Pages, data: 
     )  # fmt: skip
     assert response.status_code == 302
     assert flashes(dom(lines.get("/system"))) == [
-        "Configuration restored: 3 extensions, 2 users, 0 API tokens, 1 trunks, 1 numbers,"
-        " 1 routes."
+        "Configuration restored: 3 extensions, 2 users, 0 API tokens, 1 trunk, 1 number, 1 route."
     ]
     with store(data) as db:
         trunk = trunks.get(db, "main")

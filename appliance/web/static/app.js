@@ -7,10 +7,44 @@
 //   posted the new position, as its up and down buttons do without JavaScript.
 "use strict";
 
-function cell(value) {
+// What the script says, in the page's language: base.html puts it in <meta id="i18n"> as JSON
+// (keys: no_calls, no_trunks, no_registrations, copied, selected, seconds, percent; "{0}" in a
+// text stands for a value). The script itself holds no text shown to people.
+let strings = null;
+
+function say(key, value) {
+  if (strings === null) {
+    const source = document.getElementById("i18n");
+    try {
+      strings = source ? JSON.parse(source.content) : {};
+    } catch (err) {
+      strings = {};
+    }
+  }
+  const text = key in strings ? strings[key] : key;
+  return value === undefined ? text : text.replace("{0}", value);
+}
+
+// A number as the page's language writes it (12.5 is 12,5 in Russian).
+function number(value) {
+  try {
+    return new Intl.NumberFormat(document.documentElement.lang || undefined).format(value);
+  } catch (err) {
+    return String(value);
+  }
+}
+
+// A state as people read it: the server's translated label, else the code.
+function stateLabel(item) {
+  return item.state_label || item.state;
+}
+
+// A cell; `raw` marks a value shown as it is (a name, a number, an address): not to translate.
+function cell(value, raw) {
   const td = document.createElement("td");
   if (value instanceof Node) td.append(value);
   else td.textContent = value;
+  if (raw) td.setAttribute("translate", "no");
   return td;
 }
 
@@ -18,18 +52,21 @@ function trunkState(t) {
   const shown = document.createDocumentFragment();
   const badge = document.createElement("span");
   badge.className = "state " + t.state;
-  badge.textContent = t.state;
+  badge.textContent = stateLabel(t);
   shown.append(badge);
   if (t.last_response) {
     const answer = document.createElement("small");
     answer.className = "answer";
+    answer.setAttribute("translate", "no");
     answer.textContent = t.last_response;
     shown.append(" ", answer);
   }
   return shown;
 }
 
-function fillTable(id, rows, empty, columns) {
+// Fill a table's body with `rows` (or one row saying `empty`); the columns whose indexes are in
+// `raw` hold values shown as they are.
+function fillTable(id, rows, empty, columns, raw) {
   const body = document.querySelector("#" + id + " tbody");
   if (!body) return;
   body.replaceChildren();
@@ -44,7 +81,7 @@ function fillTable(id, rows, empty, columns) {
   }
   for (const values of rows) {
     const tr = document.createElement("tr");
-    for (const v of values) tr.append(cell(v));
+    values.forEach((v, i) => tr.append(cell(v, raw.includes(i))));
     body.append(tr);
   }
 }
@@ -64,23 +101,31 @@ function render(state) {
   setText("call-count", state.calls.length);
   setText("calls-24h", state.calls_24h);
   setText("answered-24h", state.answered_24h);
+  if (state.minutes_24h !== undefined) setText("minutes-24h", state.minutes_24h);
+  // The plural phrases ("5 phones registered"), translated by the server; ids as in dashboard.html.
+  const phrases = state.phrases || {};
+  for (const key of ["phones", "calls_now", "calls_24h", "answered_24h", "minutes_24h"]) {
+    if (phrases[key] !== undefined) setText(key.replace(/_/g, "-") + "-phrase", phrases[key]);
+  }
   fillTable("calls", state.calls.map(c => [
-    c.caller, c.answered_by || c.dialled, c.state, clock(c.duration),
+    c.caller, c.answered_by || c.dialled, stateLabel(c), clock(c.duration),
     c.codecs.map(x => x || "–").join(" / "),
-  ]), "No calls right now.", 5);
+  ]), say("no_calls"), 5, [0, 1, 4]);
   fillTable("trunks", state.trunks.map(t => [
     t.name, t.server, trunkState(t), t.calls + " / " + (t.max_calls || "∞"),
-  ]), "No trunks: calls stay inside the office.", 4);
+  ]), say("no_trunks"), 4, [0, 1]);
   fillTable("registrations", state.registrations.map(r => [
-    r.aor, r.user_agent || "–", r.source, r.expires_in + " s",
-  ]), "No phone is registered.", 4);
+    r.aor, r.user_agent || "–", r.source, say("seconds", r.expires_in),
+  ]), say("no_registrations"), 4, [0, 1, 2]);
   const h = state.health;
-  if (h.cpu_percent !== null) setText("cpu", h.cpu_percent + "%");
-  if (h.memory_total) setText("mem", Math.round(100 * h.memory_used / h.memory_total) + "%");
+  if (h.cpu_percent !== null) setText("cpu", say("percent", number(h.cpu_percent)));
+  if (h.memory_total) {
+    setText("mem", say("percent", Math.round(100 * h.memory_used / h.memory_total)));
+  }
   const rows = document.querySelectorAll("#services tbody tr");
   state.services.forEach((s, i) => {
-    const state = rows[i] && rows[i].querySelector(".state");
-    if (state) { state.textContent = s.state; state.className = "state " + s.state; }
+    const badge = rows[i] && rows[i].querySelector(".state");
+    if (badge) { badge.textContent = stateLabel(s); badge.className = "state " + s.state; }
   });
 }
 
@@ -114,14 +159,14 @@ document.addEventListener("DOMContentLoaded", () => {
       const text = document.getElementById(button.dataset.copy).textContent.trim();
       try {
         await navigator.clipboard.writeText(text);
-        button.textContent = "Copied";
+        button.textContent = say("copied");
       } catch (err) {
         const range = document.createRange();  // no clipboard (plain HTTP): select it instead
         range.selectNodeContents(document.getElementById(button.dataset.copy));
         const selection = window.getSelection();
         selection.removeAllRanges();
         selection.addRange(range);
-        button.textContent = "Selected: press Ctrl+C";
+        button.textContent = say("selected");
       }
     });
   }
