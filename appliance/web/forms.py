@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 from functools import cache
 
-from flask_babel import get_locale
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import (
@@ -127,17 +126,9 @@ assert set(PERMISSION_NAMES) == set(PERMISSION_CLASSES)
 assert set(DISPOSITION_NAMES) == set(DISPOSITIONS) and set(DIRECTION_NAMES) == set(DIRECTIONS)
 LANGUAGE_CHOICES = choices(NAMES.items())
 """Each language in its own words (never translated: a reader looks for their own)."""
-TERRITORIES = {"UK": "GB"}
-"""Office country codes that are not the ISO code Babel names the country by."""
-
-
 def country_choices() -> list[SelectChoice]:
-    """The office countries (`appliance.store.settings.COUNTRIES`), named in the page's
-    language by Babel's locale data (English, as the store names them, when it has none)."""
-    locale = get_locale()
-    names = locale.territories if locale is not None else {}
-    return choices((code, names.get(TERRITORIES.get(code, code), name))
-                   for code, name in COUNTRIES.items())  # fmt: skip
+    """The office countries (`appliance.store.settings.COUNTRIES`) in the page's language."""
+    return choices((code, translate(name)) for code, name in COUNTRIES.items())
 
 
 @cache
