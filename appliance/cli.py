@@ -355,7 +355,8 @@ def cmd_status(args: argparse.Namespace) -> int:
         rows = status["registrations"]
         calls = status["calls"]
         lines = status["trunks"]
-        print(f"requests refused from unknown sources: {status['refused']}")
+        reasons = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in status["refused_by"].items())
+        print(f"requests refused from unknown sources: {status['refused']} ({reasons})")
     print(f"trunks: {len(lines)}")
     for t in lines:
         last = f"  last answer: {t['last_response']}" if t["last_response"] else ""

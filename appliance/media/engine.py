@@ -5,7 +5,9 @@ odd port pair. Two connected legs relay packet by packet without decoding when t
 and transcode when they do not. What each leg sends is one continuous RTP stream of its own (its
 own SSRC, sequence numbers and timestamps, RFC 7667 §3.2.1.1 "translator" behaviour), so a phone
 sees no discontinuity when the other side is re-INVITEd, transferred or replaced. Symmetric RTP
-(RFC 4961) latches a leg onto the address its phone actually sends from, for phones behind NAT.
+(RFC 4961) latches a leg onto the address its phone actually sends from, for phones behind NAT,
+but only onto a stream that proves itself (RTP bleed, CVE-2017-14099: see `MediaLeg._learn`),
+and ports are handed out in no predictable order.
 RTCP is terminated: reports from phones are read for their statistics, and each leg sends its
 own sender reports.
 
@@ -19,6 +21,7 @@ import asyncio
 import collections
 import logging
 import os
+import secrets
 import socket
 import struct
 import time
@@ -90,6 +93,11 @@ class MediaLeg:
         self.sdp_remote: Address | None = None
         self._candidate: Address | None = None
         self._candidate_count = 0
+        self._candidate_ssrc = -1
+        self._candidate_seq = -1
+        self.signalled_from: str | None = None
+        """The host the phone's SIP came from (its NAT router's address, behind NAT): with the
+        SDP's host, the only host a learned source may be on."""
         self.latched = False
         self.connected = False
         self.codec: Codec | None = None
@@ -131,7 +139,7 @@ class MediaLeg:
             if len(data) < 12 or data[0] & 0xC0 != 0x80 or self.closed:
                 continue
             if not self.latched:
-                if addr != self.sdp_remote and not self._learn(addr):
+                if addr != self.sdp_remote and not self._learn(addr, data):
                     continue
                 self._latch(addr)
             elif addr != self.remote:
@@ -156,13 +164,25 @@ class MediaLeg:
             receive(data)
 
     LEARN_PACKETS = 5
-    """Packets in a row from one address other than the SDP's before the leg latches onto it
-    (a phone behind NAT): a stray packet or two from elsewhere (RTP bleed) must not take the
-    call's media. Packets from the SDP address latch at once."""
+    """Packets in a row of one stream from an address other than the SDP's before the leg
+    latches onto it (a phone behind NAT). Packets from the SDP address latch at once."""
 
-    def _learn(self, addr: Address) -> bool:
-        if addr != self._candidate:
-            self._candidate, self._candidate_count = addr, 0
+    def _learn(self, addr: Address, data: bytes) -> bool:
+        """Whether `addr` has proved itself the phone's: LEARN_PACKETS packets in a row from it
+        of one stream (one SSRC, each sequence number the last one's successor), from the host
+        the SDP or the signalling names when either is known (behind NAT a phone's RTP comes
+        from its router, as its SIP does). A stranger spraying the box's ports during ringing,
+        or with the SDP address silent, never takes the call's media (Asterisk's `strictrtp`
+        learns by sequence numbers alone; the host rule also stops a well-formed stream)."""
+        hosts = {h for h in (self.sdp_remote and self.sdp_remote[0], self.signalled_from) if h}
+        if hosts and addr[0] not in hosts:
+            return False
+        seq, _ts, ssrc = _SEQ_TS_SSRC.unpack_from(data, 2)
+        if (addr, ssrc) != (self._candidate, self._candidate_ssrc) or seq != (
+            self._candidate_seq + 1
+        ) & 0xFFFF:  # fmt: skip
+            self._candidate, self._candidate_ssrc, self._candidate_count = addr, ssrc, 0
+        self._candidate_seq = seq
         self._candidate_count += 1
         return self._candidate_count >= self.LEARN_PACKETS
 
@@ -458,6 +478,7 @@ class MediaEngine:
     """Owns the RTP port range and every open leg, and sends RTCP reports for them."""
 
     REPORT_INTERVAL = 5.0
+    COOLING = 10.0
 
     def __init__(
         self, host: str, port_min: int = 10000, port_max: int = 20000, advertised: str = ""
@@ -471,7 +492,11 @@ class MediaEngine:
         """The address phones are told to send media to (in SDP): `host`, unless that is a
         wildcard address."""
         self.port_min, self.port_max = port_min, port_max
-        self._free: collections.deque[int] = collections.deque(range(port_min, port_max - 1, 2))
+        self._free: list[int] = list(range(port_min, port_max - 1, 2))
+        """Free port pairs (their even ports), taken at random."""
+        self._cooling: collections.deque[tuple[float, int]] = collections.deque()
+        """Released pairs with the time they were released, free again after COOLING
+        seconds, so that a stream still flowing to an ended call meets no new one."""
         self.legs: dict[int, MediaLeg] = {}
         self._reporter: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -486,38 +511,58 @@ class MediaEngine:
         return self._loop
 
     def open_leg(self) -> MediaLeg:
-        """A new leg on the next free even port (its RTCP on the odd one above)."""
+        """A new leg on a free even port chosen at random (its RTCP on the odd one above): a
+        stranger cannot guess the next call's port from the last one's."""
         loop = self.loop
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        for _ in range(len(self._free)):
-            port = self._free.popleft()
-            socks: list[socket.socket] = []
-            try:
-                for p in (port, port + 1):
-                    sock = socket.socket(family, socket.SOCK_DGRAM)
-                    socks.append(sock)
-                    sock.setblocking(False)
-                    sock.bind((self.host, p))
-            except OSError:
-                for sock in socks:
-                    sock.close()
-                self._free.append(port)  # in use by someone else: try it again later
-                continue
-            leg = MediaLeg(self, port, socks[0], socks[1])
-            loop.add_reader(socks[0].fileno(), leg._readable)
-            loop.add_reader(socks[1].fileno(), leg._rtcp_readable)
-            self.legs[port] = leg
-            return leg
+        self._cool()
+        busy: list[int] = []
+        try:
+            while self._free or self._cooling:
+                port = self._take()
+                socks: list[socket.socket] = []
+                try:
+                    for p in (port, port + 1):
+                        sock = socket.socket(family, socket.SOCK_DGRAM)
+                        socks.append(sock)
+                        sock.setblocking(False)
+                        sock.bind((self.host, p))
+                except OSError:
+                    for sock in socks:
+                        sock.close()
+                    busy.append(port)  # in use by someone else: try it again later
+                    continue
+                leg = MediaLeg(self, port, socks[0], socks[1])
+                loop.add_reader(socks[0].fileno(), leg._readable)
+                loop.add_reader(socks[1].fileno(), leg._rtcp_readable)
+                self.legs[port] = leg
+                return leg
+        finally:
+            self._free += busy
         raise MediaError(f"no free RTP port pair in {self.port_min}-{self.port_max}")
+
+    def _take(self) -> int:
+        """A free pair at random, else the longest-cooled one (the range is that full)."""
+        if not self._free:
+            return self._cooling.popleft()[1]
+        free = self._free
+        i = secrets.randbelow(len(free))
+        free[i], free[-1] = free[-1], free[i]
+        return free.pop()
+
+    def _cool(self) -> None:
+        cutoff = time.monotonic() - self.COOLING
+        while self._cooling and self._cooling[0][0] <= cutoff:
+            self._free.append(self._cooling.popleft()[1])
 
     @property
     def free_ports(self) -> int:
         """RTP port pairs not in use."""
-        return len(self._free)
+        return len(self._free) + len(self._cooling)
 
     def _release(self, leg: MediaLeg) -> None:
         if self.legs.pop(leg.port, None) is leg:
-            self._free.append(leg.port)  # to the back: a late packet meets no new call
+            self._cooling.append((time.monotonic(), leg.port))
 
     async def _report(self) -> None:
         while True:

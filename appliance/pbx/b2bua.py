@@ -199,7 +199,9 @@ class CallEngine:
         return Origin(), user, self.directory.name(user)
 
     def _authenticate(self, req: Request, txn: ServerTransaction) -> str | None:
-        """The caller's extension if the INVITE carries good credentials; else answered."""
+        """The caller's extension if the INVITE carries good credentials; else answered, and
+        counted by the gate rather than recorded: an attempt that never authenticated is no
+        call, and a scanner's guesses must not fill the disk with CDRs."""
         auth = req.get("Proxy-Authorization")
         caller = req.from_.uri.user if req.from_.uri else None
         if auth is None:
@@ -211,14 +213,19 @@ class CallEngine:
         if result.verdict in (Verdict.CHALLENGE, Verdict.STALE):
             self._challenge(req, txn, stale=result.verdict is Verdict.STALE)
             return None
+        if result.verdict is Verdict.OK:
+            return caller
         if result.verdict is Verdict.BAD_REQUEST:
-            txn.respond(self.endpoint.response(req, 400, f"Bad Request ({result.reason})"))
-            return None
-        if result.verdict is Verdict.FORBIDDEN:
-            self.trunks.gate.refused(txn.dest.host, f"INVITE from {caller}: {result.reason}")
-            self._reject(req, txn, 403, None, caller=caller or "")
-            return None
-        return caller
+            response = self.endpoint.response(req, 400, f"Bad Request ({result.reason})")
+        else:  # FORBIDDEN: the same answer for an unknown user as for a wrong password
+            response = self.endpoint.response(req, 403)
+        known = self.registrar.ha1(result.username or "", "MD5") is not None
+        self.trunks.gate.refused(
+            txn.dest.host, f"INVITE from {caller}: {result.reason}",
+            "wrong_password" if known else "unauthenticated",
+        )  # fmt: skip
+        txn.respond(response)
+        return None
 
     def _challenge(self, req: Request, txn: ServerTransaction, stale: bool = False) -> None:
         headers = [("Proxy-Authenticate", c) for c in self.digest.challenges(stale=stale)]
@@ -228,7 +235,8 @@ class CallEngine:
         self, req: Request, txn: ServerTransaction, status: int, reason: str | None,
         *, caller: str | None = None,
     ) -> None:  # fmt: skip
-        """Refuse a new call before it exists and record the attempt."""
+        """Refuse a new call (a trunk's, or an extension's that authenticated) before it
+        exists, and record the attempt."""
         response = self.endpoint.response(req, status, reason)
         txn.respond(response)
         now = time.time()
@@ -271,6 +279,7 @@ class CallEngine:
             logger.error("%s", exc)
             self._reject(req, txn, 503, "Service Unavailable (no RTP port free)", caller=caller)
             return
+        a_media.signalled_from = txn.dest.host
         a = Leg(self, a_media, caller, "caller")
         a.offered = offered
         if offer is not None:
@@ -412,7 +421,7 @@ class CallEngine:
         ):  # fmt: skip
             try:
                 desc = sdp.SessionDescription.parse(resp.body)
-                self._callee_answer(call, desc)
+                self._callee_answer(call, desc, fork.dest.host)
             except (sdp.SdpError, CallError) as exc:
                 logger.info("call %s: unusable early SDP: %s", call.id, exc)
                 return
@@ -458,12 +467,15 @@ class CallEngine:
         )
 
     def _callee_answer(
-        self, call: Call, desc: sdp.SessionDescription, *, offer: bool = False
-    ) -> None:
+        self, call: Call, desc: sdp.SessionDescription, signalled_from: str, *,
+        offer: bool = False,
+    ) -> None:  # fmt: skip
         """The callee's SDP answer arrived (in a 18x or the 2xx), or its offer (in the 2xx, to
-        our INVITE without SDP): set up both media legs."""
+        our INVITE without SDP), from a phone whose SIP comes from `signalled_from`: set up
+        both media legs."""
         b_media = call.callee_media
         assert b_media is not None
+        b_media.signalled_from = signalled_from
         media = audio(desc)
         answered, dtmf = offered_codecs(media)
         if not answered:
@@ -515,7 +527,7 @@ class CallEngine:
         try:
             if resp.body or late:
                 desc = sdp.SessionDescription.parse(resp.body)
-                self._callee_answer(call, desc, offer=late)
+                self._callee_answer(call, desc, fork.dest.host, offer=late)
             elif call.callee_media is None or call.callee_media.codec is None:
                 raise CallError(488, "Not Acceptable Here (no SDP answer from the callee)")
             # else: the answer came in a reliable 18x (RFC 3262) and the 2xx repeats nothing

@@ -30,12 +30,16 @@ from appliance.service import sd_notify
 from appliance.sip.digest import DigestServer
 from appliance.sip.endpoint import SipEndpoint
 from appliance.sip.registrar import Registrar, RegistrarConfig
+from appliance.sip.transport import TcpLimits
 from appliance.store import cdrs, extensions, settings, trunks
 from appliance.store.db import Checkpointer, Writer, open_db
 
 logger = logging.getLogger(__name__)
 
 PURGE_INTERVAL = 60.0
+CDR_PRUNE_INTERVAL = 3600.0
+"""How often call records past `cdrs.retention_days` or beyond `cdrs.max_rows` are deleted;
+also at start-up and when a reload changes either."""
 
 
 class CoreError(Exception):
@@ -72,6 +76,8 @@ class Config:
     rules: Rules
     trunk_configs: list[trunks.Trunk]
     calls: CallConfig
+    cdr_retention: cdrs.Retention
+    tcp_limits: TcpLimits
 
     @classmethod
     def read(cls, db: Database) -> Config:
@@ -87,6 +93,11 @@ class Config:
                 ring_timeout=settings.get_int(db, "calls.ring_timeout"),
                 media_timeout=settings.get_int(db, "calls.media_timeout"),
                 max_duration=settings.get_int(db, "calls.max_duration"),
+            ),
+            cdrs.Retention.read(db),
+            TcpLimits(
+                max_per_source=settings.get_int(db, "sip.tcp_max_per_source"),
+                max_total=settings.get_int(db, "sip.tcp_max_total"),
             ),
         )
 
@@ -165,6 +176,8 @@ class Core:
         self.trunks.calls_on = self.calls.calls_on
         self._background: set[asyncio.Task[None]] = set()
         self._reloading = asyncio.Lock()
+        self.cdr_retention = cdrs.Retention()
+        self._pruning: asyncio.Future[int] | None = None
         self._apply(Config.read(self.db))
         self._stop = asyncio.Event()
         self.restart_requested = False
@@ -186,6 +199,7 @@ class Core:
             "calls": self.calls.live_calls(),
             "trunks": self.trunks.status(),
             "refused": self.trunks.gate.refusals,
+            "refused_by": dict(self.trunks.gate.counts),
         }
 
     def counters(self, _request: dict[str, Any]) -> dict[str, Any]:
@@ -201,6 +215,19 @@ class Core:
             "server_transactions": len(layer.server),
             "client_transactions": len(layer.client),
             "open_fds": len(os.listdir("/proc/self/fd")),
+            **self.trunks.gate.counters(),
+            **self._tcp_counters(),
+        }
+
+    def _tcp_counters(self) -> dict[str, int]:
+        tcp = self.endpoint.tcp
+        if tcp is None:
+            return {"tcp_connections": 0, "tcp_inbound": 0, "tcp_refused": 0, "tcp_expired": 0}
+        return {
+            "tcp_connections": len(tcp.connections),  # open, either way
+            "tcp_inbound": tcp.inbound,  # from outside, counted toward the caps
+            "tcp_refused": tcp.refused,  # refused or closed for a cap, since start
+            "tcp_expired": tcp.expired,  # closed for sending no SIP message in time
         }
 
     async def trunk_test(self, request: dict[str, Any]) -> dict[str, Any]:
@@ -234,8 +261,11 @@ class Core:
             t0 = time.perf_counter()
             config = await asyncio.to_thread(Config.read_from, self.options.data_dir)
             t1 = time.perf_counter()
+            retention = self.cdr_retention
             self._apply(config)
             t2 = time.perf_counter()
+            if config.cdr_retention != retention:
+                self.prune_cdrs()  # what the new settings no longer keep goes now
         return {"reloaded": True, "read_ms": round(1000 * (t1 - t0), 2),
                 "apply_ms": round(1000 * (t2 - t1), 3)}  # fmt: skip
 
@@ -259,6 +289,8 @@ class Core:
             self._background.add(task)  # (kept until done: the loop holds tasks weakly)
             task.add_done_callback(self._background.discard)
         self.calls.config = config.calls
+        self.cdr_retention = config.cdr_retention
+        self.endpoint.tcp_limits = config.tcp_limits  # for new connections; open ones stay
 
     async def _watchdog(self, interval: float) -> None:
         """Ping systemd's watchdog from the event loop: a stuck loop stops the pings."""
@@ -272,6 +304,48 @@ class Core:
             removed = self.registrar.purge()
             if removed:
                 logger.info("removed %d expired registrations", removed)
+
+    def prune_cdrs(self) -> asyncio.Future[int]:
+        """Delete the call records the retention settings no longer keep, on the store's writer
+        thread: one batch (`cdrs.PRUNE_BATCH`) per transaction, each next batch queued behind
+        what was submitted meanwhile (CDRs, bindings whose 200 OK waits), so neither the loop
+        nor a phone waits for a large backlog. The future gives how many went (what went
+        before a failure, which the writer logs). One pruning at a time: asked for while one
+        runs, its future."""
+        if self._pruning is not None and not self._pruning.done():
+            return self._pruning
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[int] = loop.create_future()
+        self._pruning = done
+        retention, now, limit = self.cdr_retention, time.time(), cdrs.PRUNE_BATCH
+        total = 0
+
+        def finish() -> None:
+            if not done.done():
+                done.set_result(total)
+            if total:
+                logger.info("deleted %d call records (cdrs.retention_days %d, cdrs.max_rows %d)",
+                            total, retention.days, retention.max_rows)  # fmt: skip
+
+        def batch(db: Database) -> None:
+            nonlocal total
+            removed = 0
+            try:
+                removed = cdrs.prune(db, retention, now, limit)
+                total += removed
+            finally:
+                if removed == limit:
+                    self.writer.submit("CDR pruning", batch)
+                else:
+                    loop.call_soon_threadsafe(finish)
+
+        self.writer.submit("CDR pruning", batch)
+        return done
+
+    async def _prune(self) -> None:
+        while True:
+            await self.prune_cdrs()
+            await asyncio.sleep(CDR_PRUNE_INTERVAL)
 
     async def run(self) -> None:
         opts = self.options
@@ -300,7 +374,7 @@ class Core:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
-        tasks = [asyncio.create_task(self._purge())]
+        tasks = [asyncio.create_task(self._purge()), asyncio.create_task(self._prune())]
         watchdog_usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
         if watchdog_usec > 0:
             tasks.append(asyncio.create_task(self._watchdog(watchdog_usec / 2e6)))

@@ -5,8 +5,8 @@ Who may talk to the box: a call is a trunk's only when it comes from the trunk's
 server or outbound proxy it registers to, host and port; or, for an IP trunk, its networks).
 The per-trunk `line` parameter in the Contact the box registers tells apart two trunks of one
 provider. Nothing the caller writes in its headers makes it a trunk. Requests from anywhere
-else must authenticate as an extension; refusals are counted and logged once per source an
-hour (`Gate`).
+else must authenticate as an extension; refusals are counted per reason and logged once per
+source an hour (`Gate`), never recorded as calls.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from appliance.pbx.legs import Target
 from appliance.sip.endpoint import SipEndpoint
@@ -42,15 +42,36 @@ logger = logging.getLogger(__name__)
 LOG_EVERY = 3600.0
 
 
+Reason = Literal["wrong_password", "unauthenticated"]
+REASONS: tuple[Reason, ...] = ("wrong_password", "unauthenticated")
+"""Why the gate refused a request: credentials naming an extension that did not prove it (a
+wrong password, or another extension's identity); or none that name any extension (an unknown
+user, malformed credentials: a stranger that is neither a trunk nor an extension)."""
+
+
 class Gate:
-    """Requests refused because their source is neither a phone, a user nor a trunk."""
+    """Requests refused because their source is neither a phone, a user nor a trunk: counted
+    per reason (`REASONS`) and logged once an hour per source, never recorded as calls, so a
+    scanner costs the box a counter, not a row on its SD card.
+
+    The first challenge (401/407) is no refusal: every phone's call and registration starts
+    with one."""
 
     def __init__(self) -> None:
-        self.refusals = 0
+        self.counts = dict.fromkeys(REASONS, 0)
         self._logged: dict[str, float] = {}
 
-    def refused(self, source: str, what: str) -> None:
-        self.refusals += 1
+    @property
+    def refusals(self) -> int:
+        """Every refusal, whatever its reason."""
+        return sum(self.counts.values())
+
+    def counters(self) -> dict[str, int]:
+        """`refused.REASON` for each reason, for the control socket."""
+        return {f"refused.{reason}": n for reason, n in self.counts.items()}
+
+    def refused(self, source: str, what: str, reason: Reason) -> None:
+        self.counts[reason] += 1
         now = time.monotonic()
         last = self._logged.get(source)
         if last is None or now - last >= LOG_EVERY:

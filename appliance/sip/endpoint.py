@@ -32,7 +32,7 @@ from appliance.sip.transaction import (
     TransactionLayer,
     server_key,
 )
-from appliance.sip.transport import Address, TcpTransport, UdpTransport
+from appliance.sip.transport import Address, TcpLimits, TcpTransport, UdpTransport
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,7 @@ class SipEndpoint:
         self.supported = frozenset(supported)
         self.udp: UdpTransport | None = None
         self.tcp: TcpTransport | None = None
+        self._tcp_limits = TcpLimits()
         self._timers = timers
         self._layer: TransactionLayer | None = None
 
@@ -93,7 +94,7 @@ class SipEndpoint:
             self.udp = udp
             if not tcp:
                 return
-            self.tcp = TcpTransport(self.receive)
+            self.tcp = TcpTransport(self.receive, self._tcp_limits)
             try:
                 await self.tcp.listen(host, udp.local[1])
                 return
@@ -105,6 +106,17 @@ class SipEndpoint:
                 self.udp = self.tcp = None
                 if port != 0 or attempt == BIND_ATTEMPTS - 1:
                     raise
+
+    @property
+    def tcp_limits(self) -> TcpLimits:
+        """The caps and timeouts of TCP connections from outside (see `TcpTransport`)."""
+        return self._tcp_limits
+
+    @tcp_limits.setter
+    def tcp_limits(self, limits: TcpLimits) -> None:
+        self._tcp_limits = limits
+        if self.tcp is not None:
+            self.tcp.limits = limits
 
     @property
     def transactions(self) -> TransactionLayer:
@@ -159,28 +171,30 @@ class SipEndpoint:
 
     def receive(
         self, transport: str, data: bytes, addr: Address, error: tuple[int, str] | None = None
-    ) -> None:
-        """Entry point for every message a transport delivers."""
+    ) -> bool:
+        """Entry point for every message a transport delivers. Return whether it was SIP this
+        endpoint could read: a request with the mandatory headers (whatever its answer), or a
+        response to one of its requests; not a keep-alive, nor anything answered 400 or 513."""
         if not data.strip(b"\r\n"):
-            return  # keep-alive (RFC 5626 §3.5.1 over UDP): nothing to answer
+            return False  # keep-alive (RFC 5626 §3.5.1 over UDP): nothing to answer
         source = Destination(transport, addr[0], addr[1])
         if error is not None:
             self._answer_unparsed(data, source, *error)
-            return
+            return False
         if len(data) > MAX_MESSAGE_SIZE:
             self._answer_unparsed(data[:MAX_MESSAGE_SIZE], source, 513, "Message Too Large")
-            return
+            return False
         try:
             msg = parse(data)
             if isinstance(msg, Response):
-                self._receive_response(msg)
-                return
+                return self._receive_response(msg)
             self._check(msg)
             key = server_key(msg)
         except SipParseError as exc:
             self._answer_unparsed(data, source, 400, f"Bad Request ({exc})")
-            return
+            return False
         self._receive_request(msg, source, key)
+        return True
 
     def _check(self, req: Request) -> None:
         """Mandatory headers (RFC 3261 §8.1.1) must be present; raises SipParseError.
@@ -198,12 +212,13 @@ class SipEndpoint:
                 raise SipParseError(f"missing {name} header")
         req.int_header("Max-Forwards")
 
-    def _receive_response(self, response: Response) -> None:
+    def _receive_response(self, response: Response) -> bool:
         txn = self.transactions.match_client(response)
         if txn is None:
             logger.debug("stray response %s dropped", response.status)
-            return
+            return False
         txn.receive(response)
+        return True
 
     def _receive_request(self, req: Request, source: Destination, key: tuple[str, ...]) -> None:
         layer = self.transactions

@@ -1,15 +1,21 @@
 """SIP transports (RFC 3261 §18): UDP datagrams and TCP streams framed by Content-Length.
 
 Transports only move bytes. Whatever arrives is handed to a `Receiver` with the transport's
-name and the peer's address; the endpoint decides what it means.
+name and the peer's address; the endpoint decides what it means. TCP connections from outside
+are capped per source address and in all, and one that carries no SIP message soon is closed
+(`TcpLimits`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import math
 import socket
-from collections.abc import Callable
+import struct
+import time
+from dataclasses import dataclass
 from typing import Protocol, cast
 
 from appliance.sip.message import MAX_MESSAGE_SIZE
@@ -20,9 +26,37 @@ MAX_HEADER_SIZE = 16_384
 """Largest header section accepted on a stream before the connection is dropped."""
 
 TCP_IDLE_TIMEOUT = 3_900.0
-"""A TCP connection silent for longer than the longest registration is closed."""
+"""A TCP connection silent for longer than the longest registration is closed: a phone keeps
+its registration's connection (its RFC 5626 flow) and may send nothing but keep-alives on it."""
+
+TCP_FIRST_MESSAGE_TIMEOUT = 10.0
+"""A connection from outside that has not carried a whole SIP message this long after it was
+accepted is closed, whatever else it sent (bytes, keep-alives). Phones and providers send
+their first request at once (the setup page's TLS front waits as long for a first byte)."""
+
+TCP_MAX_PER_SOURCE = 100
+"""Connections from outside that one source address may hold at once (a phone holds one or two, a
+provider a few, a branch office behind one NAT address one or two per phone)."""
+
+TCP_MAX_TOTAL = 500
+"""Connections from outside that may be open at once (about 250 phones on TCP, more than a
+small office has; each may buffer up to 32 KiB, 16 MiB in all)."""
 
 TCP_CONNECT_TIMEOUT = 10.0
+
+LISTEN_BACKLOG = 1024
+"""Connections the kernel may hold for accept() (capped by net.core.somaxconn)."""
+ACCEPT_BATCH = 64
+"""Connections accepted per readiness event before the loop serves anything else."""
+ACCEPT_RETRY_DELAY = 1.0
+"""Pause before accepting again when the process is out of descriptors or memory."""
+CAP_LOG_INTERVAL = 60.0
+"""Refusals are logged at most this often per source address ..."""
+CAP_LOG_SOURCES = 256
+"""... for this many addresses at most; refusals from others share one line per interval."""
+
+_RESET = struct.pack("ii", 1, 0)
+"""SO_LINGER on, 0 s: close() sends a reset and leaves no TIME_WAIT behind."""
 
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 
@@ -32,9 +66,22 @@ Address = tuple[str, int]
 class Receiver(Protocol):
     def __call__(
         self, transport: str, data: bytes, addr: Address, error: tuple[int, str] | None = None
-    ) -> None:
+    ) -> bool:
         """Take one message; `error` is set when the stream could not frame it (data is the
-        header section then), so that the receiver answers it with that status and reason."""
+        header section then), so that the receiver answers it with that status and reason.
+        Return whether it was a SIP message the receiver could read: on a TCP connection from
+        outside, the first one earns the connection the long idle timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class TcpLimits:
+    """What TCP connections from outside may hold. Connections the box opens itself (to a
+    trunk's provider) count toward no cap and are closed only when idle."""
+
+    max_per_source: int = TCP_MAX_PER_SOURCE
+    max_total: int = TCP_MAX_TOTAL
+    first_message_timeout: float = TCP_FIRST_MESSAGE_TIMEOUT
+    idle_timeout: float = TCP_IDLE_TIMEOUT
 
 
 class UdpTransport(asyncio.DatagramProtocol):
@@ -76,36 +123,73 @@ class UdpTransport(asyncio.DatagramProtocol):
 
 
 class TcpConnection(asyncio.Protocol):
-    """One TCP connection: frames messages by their Content-Length (§18.3)."""
+    """One TCP connection: frames messages by their Content-Length (§18.3).
 
-    def __init__(self, owner: TcpTransport) -> None:
+    A connection from outside (`inbound`) is *proven* once it has carried a SIP message the
+    receiver could read; until then the transport closes it `first_message_timeout` after it
+    was accepted. A proven one, and one the box opened, is closed after `idle_timeout` of
+    silence."""
+
+    def __init__(
+        self, owner: TcpTransport, peer: Address | None = None, sock: socket.socket | None = None
+    ) -> None:
         self._owner = owner
+        self._loop = asyncio.get_running_loop()
         self._buffer = bytearray()
         self._transport: asyncio.Transport | None = None
-        self.peer: Address = ("", 0)
+        self._sock = sock
+        """An accepted socket not yet handed to the loop (see `TcpTransport._attach`)."""
+        self.inbound = peer is not None
+        self.peer: Address = peer if peer is not None else ("", 0)
+        self.proven = not self.inbound
+        self.accepted = self._loop.time()
+        self.counted = self.inbound
+        """Whether the connection counts toward the caps (until it closes)."""
+        self._closed = False
+        self._last = self.accepted
         self._idle: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
-        host, port = transport.get_extra_info("peername")[:2]
-        self.peer = (str(host), int(port))
+        if self._closed:  # expired or pushed out before the loop took it over
+            self._transport.close()
+            return
+        if not self.inbound:
+            host, port = transport.get_extra_info("peername")[:2]
+            self.peer = (str(host), int(port))
         self._owner.connections[self.peer] = self
-        self._touch()
+        if self.proven:
+            self.watch_idle()
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
         if self._owner.connections.get(self.peer) is self:
             del self._owner.connections[self.peer]
+        self._owner.release(self)
         if self._idle is not None:
             self._idle.cancel()
+            self._idle = None
 
-    def _touch(self) -> None:
-        if self._idle is not None:
-            self._idle.cancel()
-        loop = asyncio.get_running_loop()
-        self._idle = loop.call_later(self._owner.idle_timeout, self.close)
+    def watch_idle(self) -> None:
+        """Close the connection after `idle_timeout` without a byte from the peer. One timer
+        per connection, moved on only when it fires (not at every message)."""
+        self._last = self._loop.time()
+        if self._idle is None:
+            self._idle = self._loop.call_at(
+                self._last + self._owner.limits.idle_timeout, self._check_idle
+            )
+
+    def _check_idle(self) -> None:
+        due = self._last + self._owner.limits.idle_timeout
+        if self._loop.time() < due:
+            self._idle = self._loop.call_at(due, self._check_idle)
+            return
+        self._idle = None
+        logger.debug("TCP %s:%s idle; closing", *self.peer)
+        self.close()
 
     def data_received(self, data: bytes) -> None:
-        self._touch()
+        self._last = self._loop.time()
         buf = self._buffer
         buf += data
         while buf:
@@ -141,15 +225,26 @@ class TcpConnection(asyncio.Protocol):
                 return
             message = bytes(buf[:total])
             del buf[:total]
-            self._owner.receive("TCP", message, self.peer)
+            if self._owner.receive("TCP", message, self.peer) and not self.proven:
+                self._owner.prove(self)
 
     def write(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
 
     def close(self) -> None:
+        self._closed = True
         if self._transport is not None:
             self._transport.close()
+        elif self._sock is not None:  # accepted, not yet handed to the loop: never will be
+            self._sock.close()
+            self._sock = None
+            self._owner.release(self)
+
+    def take_socket(self) -> socket.socket | None:
+        """The accepted socket, for the loop to take over; None once the connection closed."""
+        sock, self._sock = self._sock, None
+        return sock
 
 
 def _content_length(head: bytes) -> int | None:
@@ -163,26 +258,203 @@ def _content_length(head: bytes) -> int | None:
 
 
 class TcpTransport:
+    """TCP for SIP: a listening socket accepted from by hand, and connections opened on demand.
+
+    The accept loop applies `limits` before anything is made for a new connection: one from a
+    source address that has `max_per_source` open, or beyond `max_total` in all when every open
+    one is proven, is refused with a reset (no transport, no protocol, no TIME_WAIT). At
+    `max_total` with unproven connections open, the oldest of them is closed instead, so that
+    idle connections never lock a phone out. Unproven connections wait in accept order, so one
+    loop timer closes them as their first-message time runs out (as Timer J's FIFO does).
+    `limits` may be replaced at any time; open connections are not closed for a lower cap.
+    """
+
     name = "TCP"
 
-    def __init__(self, receive: Receiver, idle_timeout: float = TCP_IDLE_TIMEOUT) -> None:
+    def __init__(self, receive: Receiver, limits: TcpLimits | None = None) -> None:
         self.receive = receive
-        self.idle_timeout = idle_timeout
+        self.limits = limits if limits is not None else TcpLimits()
         self.connections: dict[Address, TcpConnection] = {}
-        self._server: asyncio.Server | None = None
+        self.refused = 0
+        """Connections refused, or closed to make room, for a cap."""
+        self.expired = 0
+        """Connections from outside closed for carrying no SIP message in time."""
+        self.inbound = 0
+        """Connections from outside counted toward the caps now."""
+        self._per_source: dict[str, int] = {}
+        self._unproven: dict[TcpConnection, None] = {}
+        """Unproven connections from outside, oldest first."""
+        self._sweep: asyncio.TimerHandle | None = None
+        self._listeners: list[socket.socket] = []
+        self._paused: asyncio.TimerHandle | None = None
+        self._accept_failed = -math.inf
+        self._log = _CapLog()
         self._connecting: dict[Address, list[bytes]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def listen(self, host: str, port: int) -> None:
+        """Listen on every address `host` names (all interfaces for ""), as asyncio's servers
+        do: SO_REUSEADDR, IPv6 sockets IPv6-only."""
         loop = asyncio.get_running_loop()
-        factory: Callable[[], TcpConnection] = lambda: TcpConnection(self)  # noqa: E731
-        self._server = await loop.create_server(factory, host, port, reuse_address=True)
+        infos = await loop.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+        try:
+            for family, kind, proto, _, address in dict.fromkeys(infos):
+                sock = socket.socket(family, kind, proto)
+                self._listeners.append(sock)
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(address)
+                sock.listen(LISTEN_BACKLOG)
+                sock.setblocking(False)
+        except OSError:
+            self._close_listeners()
+            raise
+        for sock in self._listeners:
+            loop.add_reader(sock.fileno(), self._accept, sock)
 
     @property
     def local(self) -> Address:
-        assert self._server is not None
-        host, port = self._server.sockets[0].getsockname()[:2]
+        assert self._listeners
+        host, port = self._listeners[0].getsockname()[:2]
         return str(host), int(port)
+
+    # -- accepting -----------------------------------------------------------------------
+
+    def _accept(self, listener: socket.socket) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except ConnectionAbortedError:
+                continue  # the peer gave up while it waited
+            except OSError as exc:
+                if exc.errno not in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    # Linux reports a new connection's pending network error here: skip it.
+                    logger.info("TCP accept failed: %s", exc)
+                    continue
+                # Out of descriptors or memory: wait a moment, as asyncio's servers do.
+                loop = asyncio.get_running_loop()
+                if loop.time() - self._accept_failed >= CAP_LOG_INTERVAL:
+                    self._accept_failed = loop.time()
+                    logger.error(
+                        "cannot accept TCP connections: %s; pausing %.0f s (logged once a"
+                        " minute)", exc.strerror, ACCEPT_RETRY_DELAY,
+                    )  # fmt: skip
+                loop.remove_reader(listener.fileno())
+                self._paused = loop.call_later(ACCEPT_RETRY_DELAY, self._resume, listener)
+                return
+            self._admit(sock, (str(addr[0]), int(addr[1])))
+
+    def _resume(self, listener: socket.socket) -> None:
+        self._paused = None
+        if listener.fileno() >= 0:
+            asyncio.get_running_loop().add_reader(listener.fileno(), self._accept, listener)
+
+    def _admit(self, sock: socket.socket, peer: Address) -> None:
+        host = peer[0]
+        limits = self.limits
+        held = self._per_source.get(host, 0)
+        if held >= limits.max_per_source:
+            self._refuse(sock)
+            self._log.note(
+                host, f"TCP connection from {host} refused: the address has {held} open, the most"
+                " allowed"
+            )  # fmt: skip
+            return
+        if self.inbound >= limits.max_total:
+            oldest = next(iter(self._unproven), None)
+            if oldest is None:
+                self._refuse(sock)
+                self._log.note_total(
+                    f"TCP connection from {host} refused: {self.inbound} are open from outside,"
+                    " the most allowed, and every one has carried SIP"
+                )  # fmt: skip
+                return
+            self.refused += 1
+            self._log.note_total(
+                f"TCP connection from {oldest.peer[0]} closed to make room for one from {host}:"
+                f" {self.inbound} are open from outside, the most allowed, and it had sent no"
+                " SIP message"
+            )  # fmt: skip
+            oldest.close()
+            self.release(oldest)
+        conn = TcpConnection(self, peer, sock)
+        self._per_source[host] = self._per_source.get(host, 0) + 1
+        self.inbound += 1
+        self._unproven[conn] = None
+        if self._sweep is None:
+            self._schedule_sweep(conn.accepted)
+        task = asyncio.get_running_loop().create_task(self._attach(conn))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _refuse(self, sock: socket.socket) -> None:
+        self.refused += 1
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
+        except OSError:
+            pass  # reset by the peer already
+        sock.close()
+
+    async def _attach(self, conn: TcpConnection) -> None:
+        """Hand an accepted socket to the loop as a transport for `conn` (a coroutine in the
+        loop's API, hence a task; admitted connections only, so as many as the caps allow)."""
+        sock = conn.take_socket()
+        if sock is None:
+            return  # closed before its turn came
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.connect_accepted_socket(lambda: conn, sock)
+        except OSError as exc:
+            logger.debug("TCP %s:%s lost before it was served: %s", *conn.peer, exc)
+            sock.close()
+            self.release(conn)
+
+    def prove(self, conn: TcpConnection) -> None:
+        """`conn` has carried a SIP message: from now on only its idleness closes it."""
+        conn.proven = True
+        self._unproven.pop(conn, None)
+        conn.watch_idle()
+
+    def release(self, conn: TcpConnection) -> None:
+        """`conn` counts toward the caps no more (it closed, or is closing). Idempotent."""
+        if not conn.counted:
+            return
+        conn.counted = False
+        host = conn.peer[0]
+        left = self._per_source[host] - 1
+        if left:
+            self._per_source[host] = left
+        else:
+            del self._per_source[host]
+        self.inbound -= 1
+        self._unproven.pop(conn, None)
+
+    def _schedule_sweep(self, accepted: float) -> None:
+        loop = asyncio.get_running_loop()
+        self._sweep = loop.call_at(accepted + self.limits.first_message_timeout, self._expire)
+
+    def _expire(self) -> None:
+        """Close the unproven connections whose first-message time ran out (the oldest first:
+        all wait the same time, so those due are at the front)."""
+        self._sweep = None
+        now = asyncio.get_running_loop().time()
+        timeout = self.limits.first_message_timeout
+        while self._unproven:
+            conn = next(iter(self._unproven))
+            if conn.accepted + timeout > now:
+                self._schedule_sweep(conn.accepted)
+                return
+            self.expired += 1
+            logger.debug("TCP %s:%s sent no SIP message in %.0f s; closing", *conn.peer, timeout)
+            self.release(conn)
+            conn.close()
+
+    # -- sending -------------------------------------------------------------------------
 
     def send(self, data: bytes, addr: Address) -> None:
         """Send on the connection to `addr`, opening one if there is none (§18.1.1).
@@ -221,10 +493,77 @@ class TcpTransport:
         for data in queued:
             conn.write(data)
 
+    def _close_listeners(self) -> None:
+        for sock in self._listeners:
+            if sock.fileno() >= 0:
+                try:
+                    asyncio.get_running_loop().remove_reader(sock.fileno())
+                except RuntimeError:
+                    pass  # no loop running: nothing is watching it
+                sock.close()
+        self._listeners = []
+
     def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
+        self._close_listeners()
+        for handle in (self._sweep, self._paused):
+            if handle is not None:
+                handle.cancel()
+        self._sweep = self._paused = None
         for task in list(self._tasks):
             task.cancel()
-        for conn in list(self.connections.values()):
+        for conn in [*self.connections.values(), *self._unproven]:
             conn.close()
+
+
+class _CapLog:
+    """Says why TCP connections are refused or closed for a cap: at most once per
+    `CAP_LOG_INTERVAL` for each source address held to its cap, keeping at most
+    `CAP_LOG_SOURCES` of them (refusals from further addresses share one line per interval),
+    and at most once per interval for the total cap. So a flood costs a few lines and bounded
+    memory; each line says how many went unlogged since the one before."""
+
+    def __init__(self, interval: float = CAP_LOG_INTERVAL, sources: int = CAP_LOG_SOURCES) -> None:
+        self._interval = interval
+        self._sources = sources
+        self._seen: dict[str, list[float]] = {}
+        """source -> [when last logged, refusals not logged since]; oldest logged first."""
+        self._others = [-math.inf, 0.0]
+        self._total = [-math.inf, 0.0]
+
+    def note(self, source: str, message: str) -> None:
+        """A connection from `source` refused for the cap per address."""
+        now = time.monotonic()
+        entry = self._seen.get(source)
+        if entry is None:
+            self._forget(now)
+            if len(self._seen) >= self._sources:
+                self._emit(
+                    self._others, now, message,
+                    "and from other addresses: logged once a minute for all of them",
+                )  # fmt: skip
+                return
+            entry = self._seen[source] = [-math.inf, 0.0]
+        if self._emit(entry, now, message, "logged once a minute per address"):
+            self._seen[source] = self._seen.pop(source)  # logged now: to the back of the order
+
+    def note_total(self, message: str) -> None:
+        """A connection refused, or closed to make room, for the total cap."""
+        self._emit(self._total, time.monotonic(), message, "logged once a minute")
+
+    def _emit(self, entry: list[float], now: float, message: str, note: str) -> bool:
+        if now - entry[0] < self._interval:
+            entry[1] += 1
+            return False
+        more = int(entry[1])
+        entry[0], entry[1] = now, 0.0
+        since = f"{more} more since the last line; " if more else ""
+        logger.warning("%s (%s%s)", message, since, note)
+        return True
+
+    def _forget(self, now: float) -> None:
+        """Drop addresses last logged an interval ago or more (their next refusal logs)."""
+        while self._seen:
+            source, entry = next(iter(self._seen.items()))
+            if now - entry[0] < self._interval:
+                return
+            del self._seen[source]

@@ -212,6 +212,23 @@ SETTINGS: dict[str, Setting] = {
         ),
         IntSetting("sip.max_contacts", 10, 1, 100, T("bindings one extension may hold at once")),
         IntSetting("sip.nonce_ttl", 300, 10, 3600, T("digest nonce lifetime (s)")),
+        IntSetting(
+            "sip.tcp_max_per_source",
+            100,
+            1,
+            10_000,
+            T("TCP connections one address may hold open; more are refused"),
+        ),
+        IntSetting(
+            "sip.tcp_max_total",
+            500,
+            10,
+            20_000,
+            T(
+                "TCP connections phones and providers may hold open in all; beyond, one that"
+                " has sent no SIP message is closed, or the new one refused"
+            ),
+        ),
         ListSetting(
             "sip.digest_algorithms",
             "MD5",
@@ -226,6 +243,20 @@ SETTINGS: dict[str, Setting] = {
             "calls.media_timeout", 60, 5, 3600, T("calls with no RTP either way are hung up (s)")
         ),
         IntSetting("calls.max_duration", 10800, 60, 86400, T("longest call before it is cut (s)")),
+        IntSetting(
+            "cdrs.retention_days",
+            365,
+            0,
+            3650,
+            T("call records older than this are deleted (days; 0 keeps them for ever)"),
+        ),
+        IntSetting(
+            "cdrs.max_rows",
+            1_000_000,
+            0,
+            10_000_000,
+            T("most call records kept; the oldest beyond are deleted (0: no limit; ~0.5 KB each)"),
+        ),
         IntSetting("rtp.port_min", 10000, 1024, 65534, T("lowest RTP port (even; RTCP above it)")),
         IntSetting("rtp.port_max", 20000, 1026, 65535, T("highest RTP port")),
         IntSetting("ext.number_min", 10, 10, 999999, T("lowest extension number allowed")),

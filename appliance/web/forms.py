@@ -126,6 +126,8 @@ assert set(PERMISSION_NAMES) == set(PERMISSION_CLASSES)
 assert set(DISPOSITION_NAMES) == set(DISPOSITIONS) and set(DIRECTION_NAMES) == set(DIRECTIONS)
 LANGUAGE_CHOICES = choices(NAMES.items())
 """Each language in its own words (never translated: a reader looks for their own)."""
+
+
 def country_choices() -> list[SelectChoice]:
     """The office countries (`appliance.store.settings.COUNTRIES`) in the page's language."""
     return choices((code, translate(name)) for code, name in COUNTRIES.items())

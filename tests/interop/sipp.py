@@ -377,13 +377,14 @@ class BackgroundSipp:
         calls: int = 1,
         timeout: float = 30.0,
         extra: Sequence[str] = (),
+        transport: Transport = "u1",
     ) -> None:
         """Describe the run; :meth:`start` starts it.
 
         `rows` become its injection file (read SEQUENTIAL, one row per call, wrapping round;
         see the scenario's header); `media_port` is sipp's own ``-mp`` (it binds it and the
         port two above: take it from :func:`free_media_port`). sipp plays `calls` calls and
-        fails after `timeout` s; `extra` are more sipp arguments.
+        fails after `timeout` s; `extra` are more sipp arguments; `transport` its `-t`.
         """
         if 5060 in (port, media_port):
             raise ValueError("sipp must not use port 5060")
@@ -392,7 +393,7 @@ class BackgroundSipp:
             (self.run_dir / name).write_bytes(audio)
         self.timeout = timeout
         media = ("-mi", "127.0.0.1", "-mp", str(media_port), "-ci", "127.0.0.1")
-        self.argv = _argv(scenario, target, inject, self.run_dir, port=port, transport="u1",
+        self.argv = _argv(scenario, target, inject, self.run_dir, port=port, transport=transport,
                           calls=calls, timeout=timeout, media=media, extra=extra)  # fmt: skip
         self.stderr: Feed[str] = Feed()
         """sipp's standard error, line by line, as it comes."""

@@ -4,6 +4,7 @@ continuity, payload type mapping, transcoding, DTMF, statistics, RTCP and port a
 from __future__ import annotations
 
 import asyncio
+import itertools
 import struct
 import warnings
 from collections.abc import Awaitable, Callable
@@ -172,6 +173,55 @@ async def test_symmetric_rtp_latches_onto_the_real_source(engine: MediaEngine) -
 
 
 @with_engine
+async def test_only_a_stream_that_follows_on_from_the_phones_host_is_learned(
+    engine: MediaEngine,
+) -> None:
+    """RTP bleed: a source other than the SDP's is learned only from five packets in a row of
+    one stream (one SSRC, consecutive sequence numbers) from the SDP's or the signalling's host."""
+    a, _b, pa, pb = await pair(engine, Codec("PCMU", 0), Codec("PCMU", 0))
+    loop = asyncio.get_running_loop()
+    _, elsewhere = await loop.create_datagram_endpoint(Phone, local_addr=("127.0.0.7", 0))
+    nat = await phone()
+    # jumbled sequence numbers from the phone's host: not one stream
+    for i, seq in enumerate([10, 12, 11, 14, 13, 16, 15, 18]):
+        nat.send(rtp(seq, 160 * i, 0x1, b"\x01" * 160), a.port)
+    # two SSRCs interleaved: not one stream either
+    for i in range(8):
+        nat.send(rtp(100 + i // 2, 160 * i, 0x2 + i % 2, b"\x02" * 160), a.port)
+    # a perfect stream, but from a host neither the SDP nor the signalling names
+    for i in range(10):
+        elsewhere.send(rtp(200 + i, 160 * i, 0x4, b"\x03" * 160), a.port)
+    await asyncio.sleep(0.05)  # nothing to await: the engine drops them all
+    assert not a.latched and pb.received.empty()
+    # the signalling's host is trusted: a perfect stream from there is learned
+    a.signalled_from = "127.0.0.7"
+    for i in range(MediaLeg.LEARN_PACKETS):
+        elsewhere.send(rtp(300 + i, 160 * i, 0x5, bytes([i]) * 160), a.port)
+    assert (await pb.next())[12:] == bytes([MediaLeg.LEARN_PACKETS - 1]) * 160
+    assert a.latched and a.remote == ("127.0.0.7", elsewhere.port)
+    for p in (pa, pb, nat, elsewhere):
+        p.close()
+
+
+@in_loop
+async def test_ports_are_handed_out_in_no_predictable_order() -> None:
+    eng = MediaEngine(HOST, 42400, 42600)  # 100 pairs
+    assert eng.free_ports == 100
+    legs = [eng.open_leg() for _ in range(20)]
+    ports = [leg.port for leg in legs]
+    assert len(set(ports)) == 20 and ports != sorted(ports)
+    steps = {(b - a) for a, b in itertools.pairwise(ports)}
+    assert len(steps) > 5  # not a fixed stride either
+    # a released pair cools before it is handed out again, while others are free
+    released = legs[0].port
+    legs[0].close()
+    again = [eng.open_leg() for _ in range(50)]
+    assert released not in [leg.port for leg in again]
+    eng.close()
+    assert eng.free_ports == 100
+
+
+@with_engine
 async def test_payload_types_are_mapped_per_leg(engine: MediaEngine) -> None:
     a, _b, pa, pb = await pair(engine, Codec("PCMU", 0, 101), Codec("PCMU", 0, 96))
     event = bytes(TelephoneEvent(event=5, end=True, volume=10, duration=800))
@@ -280,7 +330,7 @@ async def test_ports_are_returned_and_exhaustion_is_an_error() -> None:
     legs[1].close()  # twice is harmless
     assert eng.free_ports == 1
     again = eng.open_leg()
-    assert again.port == 42202
+    assert again.port == legs[1].port  # the only pair left, though still cooling
     eng.close()
     assert eng.free_ports == 3 and not eng.legs
 

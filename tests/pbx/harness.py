@@ -100,11 +100,11 @@ class Outgoing:
 
     Once `ack` has ACKed a 2xx, retransmissions of that 2xx are ACKed again and not queued."""
 
-    def __init__(self, ua: Ua, request: Request) -> None:
+    def __init__(self, ua: Ua, request: Request, password: str = PASSWORD) -> None:
         self.ua = ua
         self.responses: asyncio.Queue[Response] = asyncio.Queue()
         self.invite = OutgoingInvite(
-            ua.ep, request, ua.box, self._on_response, Credentials(ua.number, PASSWORD)
+            ua.ep, request, ua.box, self._on_response, Credentials(ua.number, password)
         )
         self.dialog: Dialog | None = None
         self._ack: Request | None = None
@@ -284,13 +284,14 @@ class Ua:
 
     def call(
         self, number: str, body: bytes, headers: Iterable[tuple[str, str]] = (),
-        *, max_forwards: int | None = None,
+        *, max_forwards: int | None = None, password: str = PASSWORD,
     ) -> Outgoing:  # fmt: skip
-        """INVITE `number` at the box (with our extension's credentials for its 407)."""
+        """INVITE `number` at the box (with our extension's credentials for its 407, or
+        `password` for our number)."""
         request = self.invite_request(number, body, headers)
         if max_forwards is not None:
             request.set("Max-Forwards", str(max_forwards))
-        return Outgoing(self, request)
+        return Outgoing(self, request, password)
 
     async def register(self) -> None:
         """Bind our contact for our extension (digest answered), and wait for the 200."""

@@ -1,4 +1,5 @@
-"""Call records in the store: a batch is written whole or not at all; the search filters."""
+"""Call records in the store: a batch is written whole or not at all; the search filters;
+pruning by age and by number, in bounded batches."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from appliance.store import cdrs
+from appliance.store import cdrs, settings
+from appliance.store.database import Database
 from appliance.store.db import open_db
 
 
@@ -72,3 +74,62 @@ def test_trunk_calls_carry_direction_trunk_and_did(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unknown CDR direction"):
         cdrs.write(db, [bad])
     assert cdrs.count(db) == 3
+
+
+# -- retention --------------------------------------------------------------------------------
+
+NOW = 1_800_000_000.0
+DAY = cdrs.DAY
+
+
+def ids(db: Database) -> list[str]:
+    return sorted(r["id"] for r in cdrs.search(db, limit=1000))
+
+
+def test_pruning_deletes_the_oldest_past_the_cutoff_in_bounded_batches(db: Database) -> None:
+    retention = cdrs.Retention(days=30, max_rows=0)
+    cutoff = NOW - 30 * DAY
+    old = [record(f"old{i}", cutoff - 1 - i) for i in range(7)]
+    cdrs.write(db, [*old, record("edge", cutoff), record("new", NOW)])
+    batches = [cdrs.prune(db, retention, NOW, limit=3) for _ in range(4)]
+    assert batches == [3, 3, 1, 0]
+    assert ids(db) == ["edge", "new"]  # started at the cutoff itself: kept
+
+
+def test_each_batch_takes_the_oldest_first(db: Database) -> None:
+    cdrs.write(db, [record(f"r{i}", NOW - 100 * DAY + i) for i in range(5)])
+    assert cdrs.prune(db, cdrs.Retention(days=1, max_rows=0), NOW, limit=2) == 2
+    assert ids(db) == ["r2", "r3", "r4"]
+
+
+def test_retention_zero_keeps_records_for_ever(db: Database) -> None:
+    cdrs.write(db, [record("ancient", 1000.0), record("new", NOW)])
+    assert cdrs.Retention(days=0, max_rows=0).cutoff(NOW) is None
+    assert cdrs.prune(db, cdrs.Retention(days=0, max_rows=0), NOW) == 0
+    assert ids(db) == ["ancient", "new"]
+
+
+def test_beyond_max_rows_the_oldest_go_whatever_their_age(db: Database) -> None:
+    cdrs.write(db, [record(f"r{i}", NOW - i) for i in range(10)])  # r9 the oldest
+    retention = cdrs.Retention(days=0, max_rows=4)
+    assert [cdrs.prune(db, retention, NOW, limit=4) for _ in range(3)] == [4, 2, 0]
+    assert ids(db) == ["r0", "r1", "r2", "r3"]
+
+
+def test_age_and_count_share_one_batch(db: Database) -> None:
+    cdrs.write(db, [record("old", NOW - 400 * DAY), *(record(f"r{i}", NOW - i) for i in range(4))])
+    retention = cdrs.Retention(days=365, max_rows=2)
+    assert cdrs.prune(db, retention, NOW, limit=2) == 2  # the old one, then r3 beyond the count
+    assert cdrs.prune(db, retention, NOW, limit=2) == 1
+    assert ids(db) == ["r0", "r1"]
+
+
+def test_retention_comes_from_validated_settings(db: Database) -> None:
+    assert cdrs.Retention.read(db) == cdrs.Retention(days=365, max_rows=1_000_000)
+    settings.set_value(db, "cdrs.retention_days", "0")
+    settings.set_value(db, "cdrs.max_rows", "5000")
+    assert cdrs.Retention.read(db) == cdrs.Retention(days=0, max_rows=5000)
+    for key, value in (("cdrs.retention_days", "-1"), ("cdrs.retention_days", "3651"),
+                       ("cdrs.max_rows", "10000001"), ("cdrs.max_rows", "lots")):  # fmt: skip
+        with pytest.raises(settings.SettingError, match=key):
+            settings.set_value(db, key, value)
