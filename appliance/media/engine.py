@@ -320,6 +320,8 @@ class MediaLeg:
         """One packet from this leg's phone: counted, reported, relayed to the peer leg."""
         if len(data) < 12 or data[0] & 0xC0 != 0x80:
             return
+        if data[0] != 0x80 and _payload_start(data) < 0:
+            return  # CSRCs or an extension that overrun the packet: nothing to relay
         b1 = data[1]
         pt = b1 & 0x7F
         if 72 <= pt <= 79:
@@ -350,9 +352,13 @@ class MediaLeg:
                 data = data[:12] + self._transcoder.convert(data[start:])
                 data = bytes([0x80, b1]) + data[2:]  # no CSRC/extension/padding after conversion
         elif pt == codec.dtmf_payload_type:
-            if len(data) >= 16 and data[13] & 0x80 and ts != self._last_event_ts:
+            start = 12 if data[0] == 0x80 else _payload_start(data)
+            if len(data) < start + 4:
+                return  # no whole event: neither reported nor relayed
+            if data[start + 1] & 0x80 and ts != self._last_event_ts:
                 self._last_event_ts = ts  # the first end packet of an event (RFC 4733 §2.5.1.4)
-                digit = EVENT_DIGITS[data[12]] if data[12] < 16 else None
+                event = data[start]
+                digit = EVENT_DIGITS[event] if event < 16 else None
                 if digit is not None and self.on_dtmf is not None:
                     self.on_dtmf(self, digit)
             if peer is None or peer.remote is None or peer.codec is None:
