@@ -6,6 +6,7 @@
 #   ./setup.sh run [ARGS]    install, then `pbx run --demo ARGS` (data in ./var, SIP 127.0.0.1:5060)
 #                            with `pbx web` beside it (the setup page on http://127.0.0.1:8080/)
 #   ./setup.sh test [ARGS]   install with test tools, then ruff, mypy and pytest ARGS
+#   ./setup.sh soak [ARGS]   install, then the 10-minute soak (bench/soak ARGS; --help)
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -61,5 +62,9 @@ case "$mode" in
     .venv/bin/mypy
     exec .venv/bin/python -m pytest "$@"
     ;;
-  *) echo "usage: ./setup.sh [install|run [ARGS]|test [PYTEST ARGS]]" >&2; exit 2 ;;
+  soak)
+    shift
+    exec .venv/bin/python bench/soak "$@"
+    ;;
+  *) echo "usage: ./setup.sh [install|run [ARGS]|test [PYTEST ARGS]|soak [ARGS]]" >&2; exit 2 ;;
 esac

@@ -15,7 +15,17 @@ from typing import Any
 
 from appliance import __version__, control, numbering
 from appliance.service import reexec
-from appliance.store import destinations, dids, extensions, registrations, routes, settings, trunks
+from appliance.store import (
+    bans,
+    destinations,
+    dids,
+    encryption,
+    extensions,
+    registrations,
+    routes,
+    settings,
+    trunks,
+)
 from appliance.store.db import open_db, transaction
 from appliance.store.destinations import DestinationError
 from appliance.store.dids import DidError
@@ -39,6 +49,12 @@ def _hostport(text: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or not 0 <= int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"expected a port number, got {text!r}")
+    return int(text)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     db = open_db(args.data)
     if args.demo and not extensions.list_all(db):
@@ -52,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     host, port = args.sip
     try:
-        restart = run_core(CoreOptions(args.data, host, port))
+        restart = run_core(CoreOptions(args.data, host, port, args.tls))
     except CoreError as exc:
         print(f"pbx: error: {exc}", file=sys.stderr)
         return 1
@@ -110,13 +126,19 @@ def _extension_extras(ext: extensions.Extension) -> str:
         extras.append(f"may call {','.join(ext.permissions)}")
     if ext.caller_id:
         extras.append(f"caller ID {ext.caller_id}")
+    if ext.max_outbound_calls is not None:
+        extras.append(f"at most {ext.max_outbound_calls or 'any number of'} outbound calls")
     return f"  ({'; '.join(extras)})" if extras else ""
 
 
 def cmd_ext_list(args: argparse.Namespace) -> int:
-    rows = extensions.list_all(open_db(args.data))
+    db = open_db(args.data)
+    rows = extensions.list_all(db)
+    policies = encryption.of_extensions(db)
     for ext in rows:
-        print(f"{ext.number:>6}  {ext.name}{_extension_extras(ext)}")
+        policy = policies.get(ext.number, encryption.DEFAULT)
+        srtp = "" if policy == encryption.DEFAULT else f"  [media encryption {policy}]"
+        print(f"{ext.number:>6}  {ext.name}{_extension_extras(ext)}{srtp}")
     if not rows:
         print("no extensions")
     return 0
@@ -140,8 +162,13 @@ def cmd_ext_set(args: argparse.Namespace) -> int:
     db = open_db(args.data)
     if extensions.get(db, args.number) is None:
         raise ExtensionError(f"no extension {args.number}")
-    if args.name is None and args.permissions is None and args.caller_id is None:
-        raise ExtensionError("nothing to change: give --name, --permissions or --caller-id")
+    changes = (args.name, args.permissions, args.caller_id, args.media_encryption,
+               args.max_calls)  # fmt: skip
+    if changes == (None,) * len(changes):
+        raise ExtensionError(
+            "nothing to change: give --name, --permissions, --caller-id, --media-encryption"
+            " or --max-calls"
+        )
     with transaction(db):
         if args.name is not None:
             extensions.rename(db, args.number, args.name.strip())
@@ -149,12 +176,22 @@ def cmd_ext_set(args: argparse.Namespace) -> int:
             extensions.set_permissions(db, args.number, args.permissions.split(","))
         if args.caller_id is not None:
             extensions.set_caller_id(db, args.number, args.caller_id)
+        if args.media_encryption is not None:
+            encryption.set_for_extension(db, args.number, args.media_encryption)
+        if args.max_calls is not None:
+            extensions.set_max_outbound_calls(db, args.number, args.max_calls)
     _notify_core(args)
     ext = extensions.get(db, args.number)
     assert ext is not None
     print(f"extension {ext.number} changed: may call {','.join(ext.permissions)};"
-          f" caller ID {ext.caller_id or 'from the route or trunk'}")  # fmt: skip
+          f" caller ID {ext.caller_id or 'from the route or trunk'};"
+          f" media encryption {encryption.of_extension(db, ext.number)};"
+          f" outbound calls at once {_max_calls_text(ext.max_outbound_calls)}")  # fmt: skip
     return 0
+
+
+def _max_calls_text(limit: int | None) -> str:
+    return "the default (tollfraud.max_outbound_calls)" if limit is None else str(limit or "any")
 
 
 TRUNK_OPTIONS = {
@@ -193,7 +230,11 @@ def _read_password() -> str:
 
 
 def cmd_trunk_add(args: argparse.Namespace) -> int:
-    trunk = trunks.add(open_db(args.data), args.name, **_trunk_fields(args))
+    db = open_db(args.data)
+    with transaction(db):
+        trunk = trunks.add(db, args.name, **_trunk_fields(args))
+        if args.media_encryption is not None:
+            encryption.set_for_trunk(db, trunk.name, args.media_encryption)
     _notify_core(args)
     print(f"trunk {trunk.name} added ({trunk.kind}, {trunk.server})")
     return 0
@@ -201,16 +242,23 @@ def cmd_trunk_add(args: argparse.Namespace) -> int:
 
 def cmd_trunk_set(args: argparse.Namespace) -> int:
     fields = _trunk_fields(args)
-    if not fields:
+    if not fields and args.media_encryption is None:
         raise TrunkError("nothing to change: give the options to set (see --help)")
-    trunks.update(open_db(args.data), args.name, **fields)
+    db = open_db(args.data)
+    with transaction(db):
+        if fields:
+            trunks.update(db, args.name, **fields)
+        if args.media_encryption is not None:
+            encryption.set_for_trunk(db, args.name, args.media_encryption)
     _notify_core(args)
     print(f"trunk {args.name} changed")
     return 0
 
 
 def cmd_trunk_list(args: argparse.Namespace) -> int:
-    rows = trunks.list_all(open_db(args.data))
+    db = open_db(args.data)
+    rows = trunks.list_all(db)
+    policies = encryption.of_trunks(db)
     options = {field: dest.replace("_", "-") for dest, field in TRUNK_OPTIONS.items()}
     for t in rows:
         print(f"{t.name}  {t.kind}  {t.transport} {t.server}"
@@ -222,6 +270,7 @@ def cmd_trunk_list(args: argparse.Namespace) -> int:
                 continue
             text = ("yes" if value else "no") if isinstance(value, bool) else str(value)
             shown.append(f"{options.get(key, key)} {text or '-'}")
+        shown.append(f"media-encryption {policies.get(t.name, encryption.DEFAULT)}")
         print(f"  {', '.join(shown)}")
     if not rows:
         print("no trunks")
@@ -324,6 +373,39 @@ def cmd_route_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bans(args: argparse.Namespace) -> int:
+    """The bans in force: the running core's, else those stored (the core loads them)."""
+    now = time.time()
+    try:
+        rows = control.call(args.data, "bans")["bans"]
+    except control.ControlError as exc:
+        print(f"core: not running ({exc}); bans as stored:")
+        rows = [ban.describe(now) for ban in bans.active(open_db(args.data), now)]
+    print(f"bans: {len(rows)}")
+    for b in rows:
+        until = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(b["until"]))
+        print(f"  {b['address']:<15}  until {until} ({b['remaining']} s left, ban {b['count']})"
+              f"  {b['reason']}")  # fmt: skip
+    return 0
+
+
+def cmd_bans_remove(args: argparse.Namespace) -> int:
+    try:
+        address = bans.canonical_address(args.address)
+    except ValueError:
+        print(f"pbx: error: not an IP address: {args.address!r}", file=sys.stderr)
+        return 2
+    try:
+        removed = bool(control.call(args.data, "ban_remove", address=address)["removed"])
+    except control.ControlError:  # not running: the store's row is all there is
+        removed = bans.remove(open_db(args.data), address)
+    if not removed:
+        print(f"pbx: error: {address} is not banned", file=sys.stderr)
+        return 1
+    print(f"ban of {address} lifted")
+    return 0
+
+
 def cmd_config_get(args: argparse.Namespace) -> int:
     db = open_db(args.data)
     keys = [args.key] if args.key else sorted(settings.SETTINGS)
@@ -357,6 +439,13 @@ def cmd_status(args: argparse.Namespace) -> int:
         lines = status["trunks"]
         reasons = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in status["refused_by"].items())
         print(f"requests refused from unknown sources: {status['refused']} ({reasons})")
+        guard = status["security"]
+        print(f"bans in force: {guard['bans_active']}; packets dropped from banned sources:"
+              f" {guard['dropped']}; over the rate limit: {guard['rate_limited']}")  # fmt: skip
+        load = status["overload"]
+        print(f"overload: {load['state']}; new requests refused with 503: {load['refused']}"
+              f" in {load['episodes']} episodes; SIP queue {load['queue_kib']} KiB"
+              f" (peak {load['peak_queue_kib']}, threshold {load['threshold_kib']})")  # fmt: skip
     print(f"trunks: {len(lines)}")
     for t in lines:
         last = f"  last answer: {t['last_response']}" if t["last_response"] else ""
@@ -454,6 +543,15 @@ def _trunk_arguments(p: argparse.ArgumentParser, *, adding: bool) -> None:
     )
     p.add_argument("--disable", dest="enabled", action="store_const", const=False,
                    help="keep the trunk but do not register or send calls by it")  # fmt: skip
+    _media_encryption_argument(p)
+
+
+def _media_encryption_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--media-encryption", choices=encryption.POLICIES,
+        help="SRTP (SDES, over SIP over TLS only): none; optional (accept SRTP, offer plain RTP;"
+             " the default); required (refuse plain RTP with 488, offer only SRTP)",
+    )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -480,6 +578,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(sub, "run", "run the PBX core in the foreground (SIP registrar)", cmd_run)
     p.add_argument("--sip", type=_hostport, default=("127.0.0.1", 5060), metavar="HOST:PORT",
                    help="address for SIP over UDP and TCP (default 127.0.0.1:5060)")  # fmt: skip
+    p.add_argument("--tls", type=_port, default=None, metavar="PORT",
+                   help="port for SIP over TLS on the same host (default 5061, or the SIP port "
+                        "+ 1 when that is not 5060; 0 for any free port)")  # fmt: skip
     p.add_argument("--demo", action="store_true",
                    help="create demo extensions 101-104 if there are none, printing their "
                         "passwords once")  # fmt: skip
@@ -522,6 +623,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--caller-id", metavar="DID",
                    help="one of the office's numbers (DIDs) shown on its outside calls; '' "
                         "for the route's or trunk's")  # fmt: skip
+    _media_encryption_argument(p)
+    p.add_argument("--max-calls", metavar="N|default",
+                   help="outbound calls it may have up at once (0: no limit; default: the "
+                        "setting tollfraud.max_outbound_calls)")  # fmt: skip
 
     trunk = command(sub, "trunk", "manage SIP trunks to providers", None)
     trunksub = trunk.add_subparsers(dest="trunk_command", required=True, metavar="COMMAND")
@@ -605,6 +710,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("value", help="new value")
 
     command(sub, "status", "show the core's state: registrations, live calls", cmd_status)
+
+    p = command(sub, "bans", "list the addresses banned for failed authentications",
+                cmd_bans)  # fmt: skip
+    banssub = p.add_subparsers(dest="bans_command", metavar="COMMAND")
+    p = command(banssub, "remove", "lift an address's ban (and forget its earlier bans)",
+                cmd_bans_remove)  # fmt: skip
+    p.add_argument("address", help="the banned IP address")
     return parser
 
 

@@ -67,6 +67,8 @@ class Step:
     rss_mb_after: float = 0.0
     sipp_exit: int | None = None
     timed_out: bool = False
+    failures: dict[str, int] = field(default_factory=dict)
+    """Failed registrations by sipp's reason (UnexpectedMessage: a 503, for bench/overload)."""
 
     @property
     def passed(self) -> bool:
@@ -348,6 +350,8 @@ class SippSetup:
     cpu: int | None
     workdir: Path
     recv_timeout_ms: int
+    extra: tuple[str, ...] = ()
+    """More sipp arguments (bench/overload: `-nd` and larger socket buffers)."""
 
 
 def run_step(setup: SippSetup, core: Core, rate: int, duration: float) -> Step:
@@ -389,6 +393,7 @@ def run_step(setup: SippSetup, core: Core, rate: int, duration: float) -> Step:
         str(stf),
         "-fd",
         "1",
+        *setup.extra,
     ]
     if setup.cpu is not None:
         argv = ["taskset", "-c", str(setup.cpu), *argv]
@@ -424,6 +429,12 @@ def run_step(setup: SippSetup, core: Core, rate: int, duration: float) -> Step:
         step.failed_sipp = int(stats.get("FailedCall(C)", "0"))
         step.retransmissions = int(stats.get("Retransmissions(C)", "0"))
         step.avg_latency_ms = _duration_ms(stats.get("CallLength(C)", "0:0:0:0"))
+        step.failures = {
+            name[len("Failed") : -len("(C)")]: int(value)
+            for name, value in stats.items()
+            if name.startswith("Failed") and name.endswith("(C)") and name != "FailedCall(C)"
+            and value.isdigit() and int(value)
+        }  # fmt: skip
         try:
             step.elapsed_s = _epoch(stats["CurrentTime"]) - _epoch(stats["StartTime"])
         except (KeyError, ValueError):

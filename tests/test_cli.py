@@ -275,7 +275,9 @@ def test_dids_routes_and_extension_settings(tmp_path: Path) -> None:
     out = pbx_cli(tmp_path, "ext", "set", "101", "--permissions", "local,international",
                   "--caller-id", "84951234567").stdout  # fmt: skip
     assert out == (
-        "extension 101 changed: may call internal,local,international; caller ID +74951234567\n"
+        "extension 101 changed: may call internal,local,international; caller ID +74951234567;"
+        " media encryption optional; outbound calls at once the default"
+        " (tollfraud.max_outbound_calls)\n"
     )
     assert pbx_cli(tmp_path, "ext", "list").stdout == (
         "   101  Reception  (may call internal,local,international; caller ID +74951234567)\n"
@@ -344,7 +346,8 @@ def test_dids_routes_and_extension_settings(tmp_path: Path) -> None:
         (["ext", "set", "101", "--caller-id", "+74950000000"],
          "caller ID +74950000000 is not one of the office's numbers (DIDs)"),
         (["ext", "set", "999", "--permissions", "local"], "no extension 999"),
-        (["ext", "set", "101"], "nothing to change: give --name, --permissions or --caller-id"),
+        (["ext", "set", "101"], "nothing to change: give --name, --permissions, --caller-id,"
+         " --media-encryption or --max-calls"),
         (["ext", "add", "100"], "100 is already the DID 100"),
         (["ext", "remove", "101"],
          "extension 101 is the destination of DID +74951234567; change that first"),

@@ -783,3 +783,33 @@ def test_more_than_15_digits_is_no_e164_number() -> None:
         normalize("+1234567890123456", "RU")
     with pytest.raises(NumberError, match="more than 15 digits"):
         normalize("810 1234567890123456", "RU")
+
+
+@pytest.mark.parametrize(
+    ("number", "country"),
+    [
+        ("+74951234567", "RU"), ("+77011234567", "KZ"), ("+76123456789", "KZ"),
+        ("+12125550100", "US"), ("+14165550100", "CA"), ("+18765550100", "JM"),
+        ("+18095550100", "DO"), ("+442079460958", "UK"), ("+49301234567", "DE"),
+        ("+380441234567", "UA"), ("+2348012345678", "NG"), ("+8816312345", "+881"),
+        ("+882161234567", "+882"), ("+9991234567", "+999"),
+    ],
+)  # fmt: skip
+def test_the_country_of_an_e164_number(number: str, country: str) -> None:
+    """Shared codes are split (+1 by area code, +7 by its next digit); codes of no country
+    (satellite phones, international networks) and unassigned ones are their own "country"."""
+    assert numbering.country_of(number) == country
+
+
+def test_every_office_country_is_its_own_calling_code() -> None:
+    for country in COUNTRIES:
+        code = numbering.country_code(country)
+        shared = {"US": "+12125550100", "RU": "+74951234567", "KZ": "+77011234567"}
+        example = shared.get(country, f"+{code}123456789")
+        assert numbering.country_of(example) == country
+
+
+@pytest.mark.parametrize("text", ["74951234567", "+", "+12", "+7495x", ""])
+def test_a_country_only_of_e164(text: str) -> None:
+    with pytest.raises(NumberError, match=r"is not an E\.164 number"):
+        numbering.country_of(text)

@@ -27,11 +27,15 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from appliance.media import rtcp
 from appliance.media.codecs import CODECS, Transcoder, make_decoder
 from appliance.media.dtmf import EVENT_DIGITS, InbandDtmfDetector, TelephoneEvent
 from appliance.media.rtp import ReceiveStats
+
+if TYPE_CHECKING:  # imported by whoever makes one: a plain call never loads libsrtp
+    from appliance.media.srtp import SrtpContext
 
 logger = logging.getLogger(__name__)
 
@@ -100,6 +104,9 @@ class MediaLeg:
         SDP's host, the only host a learned source may be on."""
         self.latched = False
         self.connected = False
+        self.srtp: SrtpContext | None = None
+        """SRTP on this leg (`set_srtp`): None for plain RTP, which then costs one test per
+        packet sent and none per packet read."""
         self.codec: Codec | None = None
         self._transcoder: Transcoder | None = None
         self.closed = False
@@ -138,6 +145,11 @@ class MediaLeg:
                 return
             if len(data) < 12 or data[0] & 0xC0 != 0x80 or self.closed:
                 continue
+            if self.srtp is not None:  # only what authenticates may latch or be read
+                plain = self.srtp.unprotect(data)
+                if plain is None:
+                    continue
+                data = plain
             if not self.latched:
                 if addr != self.sdp_remote and not self._learn(addr, data):
                     continue
@@ -152,7 +164,8 @@ class MediaLeg:
         """Latched: the socket is connected to the phone, so the kernel drops strangers'
         packets, and reading and sending need no addresses (fewer syscall arguments to
         convert, and no tuples for the garbage collector to count)."""
-        recv, receive = self.sock.recv, self.datagram_received
+        recv = self.sock.recv
+        receive = self.datagram_received if self.srtp is None else self._secure_received
         for _ in range(self.READ_BATCH):
             try:
                 data = recv(2048)
@@ -162,6 +175,18 @@ class MediaLeg:
                 logger.debug("RTP port %d: %s", self.port, exc)
                 return
             receive(data)
+
+    def _secure_received(self, data: bytes) -> None:
+        """An SRTP packet from the latched phone: read only once it authenticates."""
+        assert self.srtp is not None
+        plain = self.srtp.unprotect(data)
+        if plain is not None:
+            self.datagram_received(plain)
+
+    def set_srtp(self, context: SrtpContext | None) -> None:
+        """Protect this leg's media with `context` from now on (None: plain RTP again), as a
+        new offer or answer with `a=crypto` says; the other leg of the call is not touched."""
+        self.srtp = context  # `_readable_connected` picks its handler at each readiness event
 
     LEARN_PACKETS = 5
     """Packets in a row of one stream from an address other than the SDP's before the leg
@@ -226,6 +251,12 @@ class MediaLeg:
             self.rtcp_received(data, addr)
 
     def _emit(self, packet: bytes) -> None:
+        if self.srtp is not None:
+            protected = self.srtp.protect(packet)
+            if protected is None:
+                self.tx_errors += 1
+                return
+            packet = protected
         try:
             if self.connected:
                 self.sock.send(packet)
@@ -420,6 +451,11 @@ class MediaLeg:
     def rtcp_received(self, data: bytes, addr: Address) -> None:
         if self.remote is not None and addr[0] != self.remote[0]:
             return
+        if self.srtp is not None:
+            plain = self.srtp.unprotect_rtcp(data)
+            if plain is None:
+                return
+            data = plain
         try:
             packets = rtcp.parse_compound(data)
         except rtcp.RtcpError:
@@ -451,6 +487,11 @@ class MediaLeg:
         ntp = rtcp.ntp_timestamp(time.time())
         block = self.rx.report_block() if self.rx.received else None
         packet = rtcp.build_sr(self.ssrc, ntp, self._out_ts, self.tx_packets, self.tx_octets, block)
+        if self.srtp is not None:
+            protected = self.srtp.protect_rtcp(packet)
+            if protected is None:
+                return
+            packet = protected
         try:
             self.rtcp_sock.sendto(packet, self.remote_rtcp)
         except OSError:

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from appliance.media.engine import Codec, MediaEngine, MediaError
+from appliance.pbx import encryption
+from appliance.pbx.encryption import LegCrypto, Policies
 from appliance.pbx.legs import Call, Fork, Leg, Origin, Target
 from appliance.pbx.offer import (
     AUDIO_CODECS,
@@ -105,6 +107,8 @@ class CallEngine:
         self.trunks = dialplan.trunks
         self.record = record
         self.config = config or CallConfig()
+        self.encryption = Policies()
+        """Each line's SRTP policy (the core's configuration sets it)."""
         self.calls: dict[str, Call] = {}
         self.dialogs: dict[DialogId, Leg] = {}
         self.pending: dict[tuple[str, ...], Call] = {}
@@ -144,13 +148,24 @@ class CallEngine:
         """Our host:port as phones reach it."""
         return _hostport(self.advertised, self.endpoint.local[1])
 
+    def box_on(self, transport: str) -> str:
+        """Our host:port on `transport`: TLS listens on a port of its own."""
+        tls = self.endpoint.tls
+        if transport == "TLS" and tls is not None:
+            return _hostport(self.advertised, tls.local[1])
+        return self.box
+
     def via(self, transport: str) -> str:
         """Our sent-by for a Via on `transport` (`TCP host:port`)."""
-        return f"{transport} {self.box}"
+        return f"{transport} {self.box_on(transport)}"
 
-    def contact(self, transport: str = "UDP") -> str:
+    def contact(self, transport: str = "UDP", *, sips: bool = False) -> str:
+        """Our Contact on `transport`; a `sips:` one in a dialog a `sips:` request began
+        (RFC 3261 §12.1.1), reached over TLS whatever it says (RFC 5630)."""
+        if sips and transport == "TLS":
+            return f"<sips:pbx@{self.box_on(transport)}>"
         tp = "" if transport == "UDP" else f";transport={transport.lower()}"
-        return f"<sip:pbx@{self.box}{tp}>"
+        return f"<sip:pbx@{self.box_on(transport)}{tp}>"
 
     # -- a new INVITE ---------------------------------------------------------------------
 
@@ -214,6 +229,7 @@ class CallEngine:
             self._challenge(req, txn, stale=result.verdict is Verdict.STALE)
             return None
         if result.verdict is Verdict.OK:
+            self.trunks.gate.authenticated(txn.dest.host)  # never banned for an hour
             return caller
         if result.verdict is Verdict.BAD_REQUEST:
             response = self.endpoint.response(req, 400, f"Bad Request ({result.reason})")
@@ -282,11 +298,18 @@ class CallEngine:
         a_media.signalled_from = txn.dest.host
         a = Leg(self, a_media, caller, "caller")
         a.offered = offered
+        a.crypto = LegCrypto(self._policy(origin, caller), txn.dest.transport)
         if offer is not None:
-            a.take_remote(offer)
+            try:
+                a.take_remote(offer)
+            except CallError as exc:  # SRTP refused by the line's policy or the transport
+                a_media.close()
+                b_media.close()
+                self._reject(req, txn, exc.status, exc.reason, caller=caller)
+                return
         transport = txn.dest.transport
         a.dialog = Dialog.as_uas(req, new_tag(), txn.dest, self.via(transport),
-                                 self.contact(transport))  # fmt: skip
+                                 self.contact(transport, sips=_is_sips(req.uri)))  # fmt: skip
         call = Call(self, a, name, dialled, origin)
         call.late_offer = offer is None
         hops = req.int_header("Max-Forwards")
@@ -347,11 +370,24 @@ class CallEngine:
         first = call.a.offered if codecs is None else codecs
         call.statuses = []
         probe = Leg(self, call.callee_media, "", "callee")
+        key = None  # one SRTP key for the callee leg, whichever target answers
+        rung = 0
         for target in targets:
+            crypto = self._target_crypto(target)
+            if crypto is None:
+                continue
+            if crypto.offers_srtp and not target.late_offer:
+                if key is None:
+                    encryption.offer_key(crypto)
+                    key = crypto.ours
+                crypto.ours = key
+            rung += 1
+            probe.crypto = crypto
             ours = box_codecs(first, target.codecs)
             probe.sdp_host = target.sdp_host
             body = b"" if target.late_offer else probe.our_sdp(ours)
             fork = Fork(call, target)
+            fork.crypto = crypto
             fork.codecs, fork.sdp = ours, (probe.session_id, probe.sdp_version)
             from_tag = new_tag()
             headers = [
@@ -381,6 +417,27 @@ class CallEngine:
                 self.endpoint, req, target.dest, on_response, credentials=target.credentials
             )
             fork.invite.start()
+        if targets and not rung:
+            self.reject(call, 488, "Not Acceptable Here (SRTP required, and the phone is not"
+                                   " on SIP over TLS)")  # fmt: skip
+
+    def _policy(self, origin: Origin, caller: str) -> str:
+        """The SRTP policy of the line a call comes from: its trunk's or its extension's."""
+        if origin.trunk:
+            return self.encryption.of_trunk(origin.trunk)
+        return self.encryption.of_extension(caller)
+
+    def _target_crypto(self, target: Target) -> LegCrypto | None:
+        """The SRTP state toward a target; None when its line requires SRTP and its SIP is
+        not on TLS (SDES keys go only over TLS): it is not rung."""
+        policy = (self.encryption.of_trunk(target.trunk) if target.trunk
+                  else self.encryption.of_extension(target.number))  # fmt: skip
+        crypto = LegCrypto(policy, target.dest.transport)
+        if crypto.offers_srtp and target.dest.transport not in encryption.SECURE_TRANSPORTS:
+            logger.warning("%s requires SRTP but is reached over %s: not rung",
+                           target.number, target.dest.transport)  # fmt: skip
+            return None
+        return crypto
 
     # -- responses from the callee's phones ------------------------------------------------
 
@@ -421,7 +478,7 @@ class CallEngine:
         ):  # fmt: skip
             try:
                 desc = sdp.SessionDescription.parse(resp.body)
-                self._callee_answer(call, desc, fork.dest.host)
+                self._callee_answer(call, desc, fork.dest.host, crypto=fork.crypto)
             except (sdp.SdpError, CallError) as exc:
                 logger.info("call %s: unusable early SDP: %s", call.id, exc)
                 return
@@ -468,7 +525,7 @@ class CallEngine:
 
     def _callee_answer(
         self, call: Call, desc: sdp.SessionDescription, signalled_from: str, *,
-        offer: bool = False,
+        offer: bool = False, crypto: LegCrypto | None = None,
     ) -> None:  # fmt: skip
         """The callee's SDP answer arrived (in a 18x or the 2xx), or its offer (in the 2xx, to
         our INVITE without SDP), from a phone whose SIP comes from `signalled_from`: set up
@@ -477,6 +534,8 @@ class CallEngine:
         assert b_media is not None
         b_media.signalled_from = signalled_from
         media = audio(desc)
+        if crypto is not None:  # SRTP toward the callee, as its answer (or offer) says
+            (encryption.take_offer if offer else encryption.take_answer)(crypto, media, b_media)
         answered, dtmf = offered_codecs(media)
         if not answered:
             raise CallError(488, "Not Acceptable Here (callee chose no codec we have)")
@@ -527,7 +586,7 @@ class CallEngine:
         try:
             if resp.body or late:
                 desc = sdp.SessionDescription.parse(resp.body)
-                self._callee_answer(call, desc, fork.dest.host, offer=late)
+                self._callee_answer(call, desc, fork.dest.host, offer=late, crypto=fork.crypto)
             elif call.callee_media is None or call.callee_media.codec is None:
                 raise CallError(488, "Not Acceptable Here (no SDP answer from the callee)")
             # else: the answer came in a reliable 18x (RFC 3262) and the 2xx repeats nothing
@@ -548,6 +607,7 @@ class CallEngine:
         b.remote_version = None
         b.offered = list(fork.codecs)
         b.sdp_host = fork.target.sdp_host
+        b.crypto = fork.crypto
         if late:
             # Our answer to the callee's offer goes in the ACK (RFC 3261 §13.2.2.4).
             assert b.codec is not None
@@ -583,6 +643,8 @@ class CallEngine:
             # The caller sent no offer: ours goes in the 2xx, its answer comes in the ACK.
             assert call.b is not None and call.b.codec is not None
             a.offered = box_codecs([call.b.codec], call.offer_codecs)
+            if a.crypto.transport in encryption.SECURE_TRANSPORTS:
+                encryption.offer_key(a.crypto)
             body = a.our_sdp(a.offered)
         elif body is None:
             assert a.codec is not None
@@ -691,7 +753,7 @@ class CallEngine:
         a, b = call.a, call.b
         try:
             desc = sdp.SessionDescription.parse(ack.body)
-            media = a.take_remote(desc)
+            media = a.take_remote(desc, answer=True)
             answered, dtmf = offered_codecs(media)
             if not answered:
                 raise CallError(488, "Not Acceptable Here (no codec in the answer)")
@@ -838,6 +900,10 @@ def _dialled(req: Request) -> str:
         return SipUri.parse(req.uri).user or ""
     except SipParseError:
         return ""
+
+
+def _is_sips(uri: str) -> bool:
+    return uri[:5].lower() == "sips:"
 
 
 def _hostport(host: str, port: int) -> str:

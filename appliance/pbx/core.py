@@ -20,18 +20,25 @@ try:
 except ImportError:  # pragma: no cover
     uvloop = None  # type: ignore[assignment]
 
-from appliance import control
+from appliance import certs, control, heap
 from appliance.media.engine import MediaEngine, MediaError
 from appliance.pbx.b2bua import CallConfig, CallEngine
+from appliance.pbx.checkpoint import CallCheckpoint
 from appliance.pbx.dialplan import DialPlan, Rules
 from appliance.pbx.directory import Directory, Numbers
+from appliance.pbx.encryption import Policies
+from appliance.pbx.outbox import Outbox
+from appliance.pbx.security import BanKeeper, guard_config
+from appliance.pbx.tollfraud import History, Limits
 from appliance.pbx.trunks import Trunks
 from appliance.service import sd_notify
 from appliance.sip.digest import DigestServer
 from appliance.sip.endpoint import SipEndpoint
+from appliance.sip.guard import Guard as SipGuard
+from appliance.sip.guard import GuardConfig
 from appliance.sip.registrar import Registrar, RegistrarConfig
 from appliance.sip.transport import TcpLimits
-from appliance.store import cdrs, extensions, settings, trunks
+from appliance.store import cdrs, events, extensions, live_calls, settings, trunks
 from appliance.store.db import Checkpointer, Writer, open_db
 
 logger = logging.getLogger(__name__)
@@ -51,6 +58,9 @@ class CoreOptions:
     data_dir: Path
     sip_host: str = "127.0.0.1"
     sip_port: int = 5060
+    tls_port: int | None = None
+    """Where SIP over TLS listens: None for 5061 (or the SIP port + 1 when that is not 5060;
+    a free port when the SIP port is 0), 0 for a free port."""
 
 
 def registrar_config(db: Database) -> RegistrarConfig:
@@ -78,6 +88,11 @@ class Config:
     calls: CallConfig
     cdr_retention: cdrs.Retention
     tcp_limits: TcpLimits
+    security: GuardConfig
+    media_encryption: Policies
+    limits: Limits
+    events_retention_days: int
+    overload_queue_kib: int
 
     @classmethod
     def read(cls, db: Database) -> Config:
@@ -99,6 +114,11 @@ class Config:
                 max_per_source=settings.get_int(db, "sip.tcp_max_per_source"),
                 max_total=settings.get_int(db, "sip.tcp_max_total"),
             ),
+            guard_config(db),
+            Policies.read(db),
+            Limits.read(db),
+            settings.get_int(db, "events.retention_days"),
+            settings.get_int(db, "sip.overload_queue_kib"),
         )
 
     @classmethod
@@ -146,13 +166,20 @@ class Core:
     def __init__(self, options: CoreOptions) -> None:
         self.options = options
         self.db = open_db(options.data_dir)
+        self.recovered = live_calls.recover(self.db)
+        """The calls a previous run left in progress (a crash), now closed `interrupted`."""
+        if self.recovered:
+            logger.warning("closed %d calls left in progress when pbx-core last stopped "
+                           "(disposition interrupted)", len(self.recovered))  # fmt: skip
         self.checkpointer = Checkpointer(options.data_dir)
         self.writer = Writer(options.data_dir)
         self.started = time.time()
         realm = settings.get_text(self.db, "sip.realm")
         secret = bytes.fromhex(settings.get_text(self.db, "sip.nonce_secret"))
         self.digest = DigestServer(realm, secret)
-        self.endpoint = SipEndpoint()
+        self.sip_guard = SipGuard()
+        """Bans and rate limits per source (intrusion protection; `pbx/security.py`)."""
+        self.endpoint = SipEndpoint(guard=self.sip_guard)
         self.registrar = Registrar(self.endpoint, self.db, self.digest, writer=self.writer)
         self.endpoint.handlers["REGISTER"] = self.registrar
         advertised = advertised_address(options.sip_host)
@@ -169,16 +196,23 @@ class Core:
         self.directory = Directory()
         self.trunks = Trunks(self.endpoint, lambda: self.advertised, self._normalize)
         self.dialplan = DialPlan(self.directory, self.trunks)
+        self.outbox = Outbox(self.writer)
+        self.tollfraud = self.dialplan.tollfraud  # toll-fraud limits: events through the outbox
+        self.tollfraud.outbox = self.outbox
         self.calls = CallEngine(
             self.endpoint, self.registrar, self.digest, self.media, self.dialplan,
             record=self._record, advertised=advertised,
         )  # fmt: skip
         self.trunks.calls_on = self.calls.calls_on
+        self.call_checkpoint = CallCheckpoint(self.calls, self.writer)
         self._background: set[asyncio.Task[None]] = set()
         self._reloading = asyncio.Lock()
         self.cdr_retention = cdrs.Retention()
         self._pruning: asyncio.Future[int] | None = None
+        self.events_retention_days = 90
         self._apply(Config.read(self.db))
+        self.ban_keeper = BanKeeper(self.sip_guard, self.db, self.writer)
+        self.tollfraud.load(History.read(self.db, self.tollfraud.limits, time.time()))
         self._stop = asyncio.Event()
         self.restart_requested = False
 
@@ -186,7 +220,9 @@ class Core:
         return self.dialplan.from_provider(number)
 
     def _record(self, record: cdrs.Cdr) -> None:
-        self.writer.submit(f"CDR {record.id}", lambda db: cdrs.write(db, [record]))
+        self.tollfraud.ended(record)
+        # (its live-call checkpoint row goes in the same transaction)
+        self.writer.submit(f"CDR {record.id}", lambda db: live_calls.close(db, record))
 
     def status(self, _request: dict[str, Any]) -> dict[str, Any]:
         host, port = self.endpoint.local
@@ -198,8 +234,10 @@ class Core:
             "registrations": self.registrar.summary(),
             "calls": self.calls.live_calls(),
             "trunks": self.trunks.status(),
-            "refused": self.trunks.gate.refusals,
-            "refused_by": dict(self.trunks.gate.counts),
+            "refused": sum(self.sip_guard.counters.refused.values()),
+            "refused_by": dict(self.sip_guard.counters.refused),
+            "security": self.sip_guard.status(),
+            "overload": self.endpoint.overload.status(),
         }
 
     def counters(self, _request: dict[str, Any]) -> dict[str, Any]:
@@ -215,8 +253,11 @@ class Core:
             "server_transactions": len(layer.server),
             "client_transactions": len(layer.client),
             "open_fds": len(os.listdir("/proc/self/fd")),
-            **self.trunks.gate.counters(),
+            **self.sip_guard.status(),
             **self._tcp_counters(),
+            **{f"overload.{k}": v for k, v in self.endpoint.overload.status().items()},
+            "completed_transactions": len(layer.completed),
+            "completed_evicted": layer.completed.evicted,
         }
 
     def _tcp_counters(self) -> dict[str, int]:
@@ -289,8 +330,18 @@ class Core:
             self._background.add(task)  # (kept until done: the loop holds tasks weakly)
             task.add_done_callback(self._background.discard)
         self.calls.config = config.calls
+        self.tollfraud.use(config.limits)
+        self.events_retention_days = config.events_retention_days
         self.cdr_retention = config.cdr_retention
         self.endpoint.tcp_limits = config.tcp_limits  # for new connections; open ones stay
+        self.endpoint.overload.set_threshold(config.overload_queue_kib)
+        self.sip_guard.config = config.security
+        self.calls.encryption = config.media_encryption  # for new offers; calls keep theirs
+
+    def _give_back_memory(self) -> None:
+        """A load ended (the completed transactions it left expired): give the system back what
+        the C allocator can of what the load freed (`appliance.heap` says what it cannot)."""
+        logger.info("load over: memory given back in %.1f ms", heap.give_back())
 
     async def _watchdog(self, interval: float) -> None:
         """Ping systemd's watchdog from the event loop: a stuck loop stops the pings."""
@@ -301,6 +352,7 @@ class Core:
     async def _purge(self) -> None:
         while True:
             await asyncio.sleep(PURGE_INTERVAL)
+            self.ban_keeper.sweep()
             removed = self.registrar.purge()
             if removed:
                 logger.info("removed %d expired registrations", removed)
@@ -345,7 +397,45 @@ class Core:
     async def _prune(self) -> None:
         while True:
             await self.prune_cdrs()
+            self.prune_events()
             await asyncio.sleep(CDR_PRUNE_INTERVAL)
+
+    def prune_events(self) -> None:
+        """Delete the outbox's events older than `events.retention_days`, on the writer
+        thread, a batch per transaction (each next one queued behind what came meanwhile)."""
+        days, now = self.events_retention_days, time.time()
+
+        def batch(db: Database) -> None:
+            if events.prune(db, days, now) == events.PRUNE_BATCH:
+                self.writer.submit("event pruning", batch)
+
+        self.writer.submit("event pruning", batch)
+
+    async def _listen_tls(self) -> str:
+        """SIP over TLS with the box's certificate (DATA/tls, self-signed when none is given)
+        on 5061, or the SIP port + 1 when that is not 5060 (port 0: a free one), unless
+        `--tls` names the port. Returns what
+        the READY line says of it. Without a certificate the core serves on without TLS."""
+        opts = self.options
+        sip_port = opts.sip_port
+        port = 5061 if sip_port == 5060 else (sip_port + 1 if sip_port else 0)
+        if opts.tls_port is not None:
+            port = opts.tls_port
+        try:
+            cert, key = await asyncio.to_thread(certs.certificate, opts.data_dir, [opts.sip_host])
+            context = certs.server_context(cert, key)
+            await self.endpoint.listen_tls(opts.sip_host, port, context, certs.client_context())
+        except certs.CertificateError as exc:
+            logger.error("no SIP over TLS: %s", exc)
+            return "tls off"
+        except OSError as exc:
+            self.endpoint.close()
+            raise CoreError(
+                f"cannot listen for SIP over TLS on {opts.sip_host}:{port}: {exc.strerror or exc}"
+            ) from None
+        assert self.endpoint.tls is not None
+        host, bound = self.endpoint.tls.local
+        return f"tls {host}:{bound}"
 
     async def run(self) -> None:
         opts = self.options
@@ -357,9 +447,11 @@ class Core:
                 f"cannot listen for SIP on {opts.sip_host}:{opts.sip_port}: {exc.strerror or exc}"
                 " (is another pbx or SIP server running there?)"
             ) from None
+        tls_at = await self._listen_tls()
         self.checkpointer.start(self.db)
         self.media.start()
         self.calls.start()
+        self.tollfraud.start()
         self.trunks.start()
         sock_path = control.socket_path(opts.data_dir)
         commands: dict[str, control.Command] = {
@@ -369,18 +461,22 @@ class Core:
             "gc": self.collect,
             "restart": self.restart,
             "trunk_test": self.trunk_test,
+            "bans": self.ban_keeper.list,
+            "ban_remove": self.ban_keeper.remove,
         }
         server = await control.serve(sock_path, commands)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         tasks = [asyncio.create_task(self._purge()), asyncio.create_task(self._prune())]
+        tasks.append(asyncio.create_task(self.call_checkpoint.run()))
         watchdog_usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
         if watchdog_usec > 0:
             tasks.append(asyncio.create_task(self._watchdog(watchdog_usec / 2e6)))
         tune_gc()
+        self.endpoint.transactions.completed.on_drained = self._give_back_memory
         host, port = self.endpoint.local
-        print(f"pbx-core: SIP on udp+tcp {host}:{port}, control {sock_path}", flush=True)
+        print(f"pbx-core: SIP on udp+tcp {host}:{port}, {tls_at}, control {sock_path}", flush=True)
         sd_notify("READY=1")
         try:
             await self._stop.wait()
@@ -389,6 +485,7 @@ class Core:
             for task in tasks:
                 task.cancel()
             self.calls.close()
+            self.tollfraud.close()
             await self.trunks.close()
             self.media.close()
             self.registrar.flush(wait=True)

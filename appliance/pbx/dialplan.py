@@ -20,6 +20,7 @@ from appliance.pbx.destinations.hangup import Hangup
 from appliance.pbx.destinations.route import Outbound
 from appliance.pbx.directory import Directory
 from appliance.pbx.legs import Origin
+from appliance.pbx.tollfraud import Guard
 from appliance.store import routes, settings
 from appliance.store.database import Database
 
@@ -84,6 +85,8 @@ class DialPlan:
         self._routes: numbering.PatternTable[RouteEntry] = numbering.PatternTable([])
         self._by_name: dict[str, RouteEntry] = {}
         self._kinds = kinds()
+        self.tollfraud = Guard(directory)
+        """The toll-fraud limits an outbound route checks (`tollfraud.py`)."""
 
     def load(self, db: Database) -> None:
         """Re-read routes and settings (the directory is loaded beside it)."""
@@ -154,14 +157,18 @@ class DialPlan:
         if numbering.is_emergency(number, self.country):
             # An extension of the same number wins above: it was configured so on purpose
             # (101-104 are extensions in many Russian offices); 112 and 9 + the number remain.
-            return Outbound(number, self.trunks.names(), caller_id)
+            return Outbound(number, self.trunks.names(), caller_id, "emergency")
         found = self._routes.lookup(number)
-        if found is None:
+        if found is None:  # counted per source (a caller that authenticated is never banned)
+            self.trunks.gate.refused(
+                call.a.media.signalled_from or "", f"call from {call.a.number} to unknown"
+                f" number {number}", "unknown_number",
+            )  # fmt: skip
             return Hangup(404, f"Not Found (no extension {number})")
         route, stripped, _pattern = found
         dialled = route.prepend + stripped
         if numbering.is_emergency(dialled, self.country):  # 9 + 112: as urgent as 112
-            return Outbound(dialled, self.trunks.names(), caller_id)
+            return Outbound(dialled, self.trunks.names(), caller_id, "emergency")
         try:
             sent = numbering.normalize(dialled, self.country, self.area_code)
             kind = numbering.classify(dialled, self.country, self.area_code)
@@ -171,4 +178,4 @@ class DialPlan:
         if kind not in ("internal", "emergency") and kind not in allowed:
             what = CLASS_NAMES.get(kind, kind)
             return Hangup(403, f"Forbidden ({what} calls are not allowed for {call.a.number})")
-        return Outbound(sent, route.trunks, route.caller_id or caller_id)
+        return Outbound(sent, route.trunks, route.caller_id or caller_id, kind)

@@ -16,6 +16,8 @@ class ExtensionEntry:
     name: str
     permissions: frozenset[str]
     caller_id: str
+    max_outbound_calls: int | None = None
+    """Its own toll-fraud limit; None: the office's `tollfraud.max_outbound_calls`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,7 +39,8 @@ class Numbers:
     @classmethod
     def read(cls, db: Database) -> Numbers:
         return cls(
-            {e.number: ExtensionEntry(e.number, e.name, frozenset(e.permissions), e.caller_id)
+            {e.number: ExtensionEntry(e.number, e.name, frozenset(e.permissions), e.caller_id,
+                                      e.max_outbound_calls)
              for e in extensions.list_all(db)},
             {d.number: DidEntry(d.number, d.label, d.trunk, d.destination)
              for d in dids.list_all(db)},

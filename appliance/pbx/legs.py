@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from appliance.media.engine import Codec, MediaLeg
+from appliance.pbx import encryption
+from appliance.pbx.encryption import LegCrypto
 from appliance.pbx.offer import AUDIO_CODECS, CallError, audio, rtcp_port
 from appliance.sip import sdp
 from appliance.sip.dialog import Dialog, Reliable
@@ -86,6 +88,8 @@ class Leg:
         self.layout: list[sdp.Media] = []
         """The m= lines of the phone's last SDP; the box's SDP to it keeps their number."""
         self.audio_index = 0
+        self.crypto = LegCrypto()
+        """SRTP on this leg: its line's policy, and the keys when its media is SRTP."""
         self.invite: ClientTransaction | None = None  # our pending re-INVITE to this phone
         self.reliable: Reliable | None = None  # our 2xx to its INVITE, until the ACK
         self.ack_cseq = 0
@@ -110,6 +114,8 @@ class Leg:
             host, port, payloads, session_id=self.session_id, session_version=self.sdp_version,
             direction=self.direction,
         )  # fmt: skip
+        if self.crypto.ours is not None:
+            encryption.secure_sdp(desc, 0, self.crypto.ours)
         if len(self.layout) > 1:
             # RFC 3264 §6 and §8: as many m= lines as the phone's SDP, in its order; the streams
             # the box does not take (video, a second audio) are declined with port 0.
@@ -118,12 +124,17 @@ class Leg:
                           for i, m in enumerate(self.layout)]  # fmt: skip
         return bytes(desc)
 
-    def take_remote(self, desc: sdp.SessionDescription) -> sdp.Media:
-        """Point the media leg at what the phone's SDP says."""
+    def take_remote(self, desc: sdp.SessionDescription, *, answer: bool = False) -> sdp.Media:
+        """Point the media leg at what the phone's SDP says: its offer, or its `answer` to
+        ours (which decides SRTP differently: `encryption`)."""
         media = audio(desc)
         address = desc.address(media)
         if address is None:
             raise CallError(488, "Not Acceptable Here (no connection address)")
+        if answer:
+            encryption.take_answer(self.crypto, media, self.media)
+        else:
+            encryption.take_offer(self.crypto, media, self.media)
         self.layout = list(desc.media)
         self.audio_index = next(i for i, m in enumerate(desc.media) if m is media)
         self.media.set_remote(address, media.port, rtcp_port(media))
@@ -135,10 +146,13 @@ class Leg:
         """What an offer changes on this leg, to be put back if the offer is rejected."""
         m = self.media
         return (m.sdp_remote, m.remote_rtcp, self.codec, list(self.offered),
-                self.remote_direction, self.remote_version)  # fmt: skip
+                self.remote_direction, self.remote_version,
+                self.crypto.ours, self.crypto.theirs, m.srtp)  # fmt: skip
 
     def restore(self, saved: tuple[Any, ...]) -> None:
-        remote, rtcp, codec, offered, direction, version = saved
+        remote, rtcp, codec, offered, direction, version, ours, theirs, srtp = saved
+        self.crypto.ours, self.crypto.theirs = ours, theirs
+        self.media.set_srtp(srtp)
         if remote is not None:
             self.media.set_remote(remote[0], remote[1], rtcp[1] if rtcp else None)
         if codec is not None:
@@ -208,6 +222,8 @@ class Fork:
         self.early: Dialog | None = None
         self.rseq = 0
         self.done = False
+        self.crypto = LegCrypto()
+        """SRTP toward this target: its line's policy, the key the box offered it."""
         self.cancelled = False
         self.hung_up: tuple[str, str, str] | None = None
         """The dialog of a late 2xx the box ACKed and hung up (BYE once, however often the
@@ -314,29 +330,7 @@ class Call:
         if self.invite_txn is not None:
             self.engine.pending.pop(self.invite_txn.key, None)
         a, b = self.a, self.b
-        record = cdrs.Cdr(
-            id=self.id,
-            started_at=self.started_at,
-            ended_at=time.time(),
-            caller=a.number,
-            caller_name=self.caller_name,
-            dialled=self.dialled,
-            disposition=disposition,
-            hangup_side=side,
-            hangup_cause=cause,
-            answered_at=self.answered_at,
-            answered_by=self.answered_by,
-            codec_caller=a.codec.name if a.codec else None,
-            codec_callee=b.codec.name if b and b.codec else None,
-            rtp_caller=_stats(a.media) if self.answered_at else None,
-            rtp_callee=_stats(b.media) if b and self.answered_at else None,
-            direction=self.direction,
-            trunk=self.trunk,
-            did=self.origin.did,
-            did_label=self.origin.did_label or None,
-            sent=self.sent,
-        )
-        self.engine.record(record)
+        self.engine.record(self.cdr(disposition, side, cause, time.time()))
         # Break the call's reference cycles (call <-> legs, forks <-> their transactions), so
         # that reference counting frees it all now, not a collector pass that stalls the loop.
         for fork in self.forks:
@@ -350,6 +344,36 @@ class Call:
         for leg in (a, b):
             if leg is not None and leg.call is self:
                 leg.call = None
+
+    def cdr(
+        self, disposition: str, side: str, cause: str, ended_at: float, stats: bool = True
+    ) -> cdrs.Cdr:
+        """The call's record as it stands, ended at `ended_at` so (also what the live-call
+        checkpoint saves, without the RTP statistics: `stats`)."""
+        a, b = self.a, self.b
+        stats = stats and self.answered_at is not None
+        return cdrs.Cdr(
+            id=self.id,
+            started_at=self.started_at,
+            ended_at=ended_at,
+            caller=a.number,
+            caller_name=self.caller_name,
+            dialled=self.dialled,
+            disposition=disposition,
+            hangup_side=side,
+            hangup_cause=cause,
+            answered_at=self.answered_at,
+            answered_by=self.answered_by,
+            codec_caller=a.codec.name if a.codec else None,
+            codec_callee=b.codec.name if b and b.codec else None,
+            rtp_caller=_stats(a.media) if stats else None,
+            rtp_callee=_stats(b.media) if b and stats else None,
+            direction=self.direction,
+            trunk=self.trunk,
+            did=self.origin.did,
+            did_label=self.origin.did_label or None,
+            sent=self.sent,
+        )
 
 
 def _stats(media: MediaLeg) -> dict[str, Any]:

@@ -20,21 +20,16 @@ class CallError(Exception):
         self.reason = reason
 
 
-PROFILES = ("RTP/AVP", "RTP/AVPF")
-"""RTP profiles the box takes. Not RTP/SAVP: answering an SRTP offer with plain RTP would be
-a different stream from the one offered (RFC 3264 §6); such an offer is refused with 488."""
+PROFILES = ("RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF")
+"""RTP profiles the box takes; whether an SRTP one (SDES) is accepted on a leg is decided by
+`encryption` from the line's policy and the SIP transport. Not DTLS-SRTP (UDP/TLS/RTP/SAVP)."""
 
 
 def audio(desc: sdp.SessionDescription) -> sdp.Media:
     """The first audio stream of an SDP that is not declined (port 0), in a profile we speak."""
-    secure = False
     for media in desc.media:
-        if media.kind == "audio" and media.port:
-            if media.proto.upper() in PROFILES:
-                return media
-            secure = secure or "SAVP" in media.proto.upper()
-    if secure:
-        raise CallError(488, "Not Acceptable Here (SRTP is not supported; offer RTP/AVP)")
+        if media.kind == "audio" and media.port and media.proto.upper() in PROFILES:
+            return media
     raise CallError(488, "Not Acceptable Here (no audio stream offered)")
 
 

@@ -105,7 +105,12 @@ class Sessions:
             txn.respond(leg.dialog.response(req, 488, "Not Acceptable Here (no usable codec)"))
             return
         before = leg.snapshot()
-        leg.take_remote(desc)
+        try:
+            leg.take_remote(desc)
+        except CallError as exc:  # SRTP refused (`encryption`): the offer changes nothing
+            leg.restore(before)
+            txn.respond(leg.dialog.response(req, exc.status, exc.reason))
+            return
         leg.offered = offered
         current = [c for c in offered if c.name == leg.codec.name]
         # The same codec if still offered, else a codec change: then the engine transcodes.
@@ -206,7 +211,7 @@ class Sessions:
                 leg.invite = None
                 try:
                     desc = sdp.SessionDescription.parse(resp.body)
-                    media = leg.take_remote(desc)
+                    media = leg.take_remote(desc, answer=True)
                     answered, dtmf = offered_codecs(media)
                     if answered:
                         answered[0].dtmf_payload_type = dtmf

@@ -6,7 +6,8 @@ server or outbound proxy it registers to, host and port; or, for an IP trunk, it
 The per-trunk `line` parameter in the Contact the box registers tells apart two trunks of one
 provider. Nothing the caller writes in its headers makes it a trunk. Requests from anywhere
 else must authenticate as an extension; refusals are counted per reason and logged once per
-source an hour (`Gate`), never recorded as calls.
+source an hour, never recorded as calls, and lead to bans (`appliance.sip.guard`, which
+never bans a trunk's address).
 """
 
 from __future__ import annotations
@@ -14,12 +15,12 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
-import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from appliance.pbx.legs import Target
 from appliance.sip.endpoint import SipEndpoint
+from appliance.sip.guard import Guard
 from appliance.sip.headers import NameAddr
 from appliance.sip.message import Request, SipParseError
 from appliance.sip.transaction import Destination
@@ -38,47 +39,6 @@ if TYPE_CHECKING:
     from appliance.pbx.legs import Call
 
 logger = logging.getLogger(__name__)
-
-LOG_EVERY = 3600.0
-
-
-Reason = Literal["wrong_password", "unauthenticated"]
-REASONS: tuple[Reason, ...] = ("wrong_password", "unauthenticated")
-"""Why the gate refused a request: credentials naming an extension that did not prove it (a
-wrong password, or another extension's identity); or none that name any extension (an unknown
-user, malformed credentials: a stranger that is neither a trunk nor an extension)."""
-
-
-class Gate:
-    """Requests refused because their source is neither a phone, a user nor a trunk: counted
-    per reason (`REASONS`) and logged once an hour per source, never recorded as calls, so a
-    scanner costs the box a counter, not a row on its SD card.
-
-    The first challenge (401/407) is no refusal: every phone's call and registration starts
-    with one."""
-
-    def __init__(self) -> None:
-        self.counts = dict.fromkeys(REASONS, 0)
-        self._logged: dict[str, float] = {}
-
-    @property
-    def refusals(self) -> int:
-        """Every refusal, whatever its reason."""
-        return sum(self.counts.values())
-
-    def counters(self) -> dict[str, int]:
-        """`refused.REASON` for each reason, for the control socket."""
-        return {f"refused.{reason}": n for reason, n in self.counts.items()}
-
-    def refused(self, source: str, what: str, reason: Reason) -> None:
-        self.counts[reason] += 1
-        now = time.monotonic()
-        last = self._logged.get(source)
-        if last is None or now - last >= LOG_EVERY:
-            if len(self._logged) > 10_000:
-                self._logged.clear()  # bounded memory under a scan from many addresses
-            self._logged[source] = now
-            logger.warning("refused %s from %s (logged once an hour per source)", what, source)
 
 
 def _hostport(text: str, default: int = 5060) -> tuple[str, int]:
@@ -209,9 +169,11 @@ class TrunkLine:
         limit = self.config.max_calls
         return limit == 0 or self.active_calls < limit
 
-    def usable(self) -> bool:
-        """Whether a new outbound call may be sent to this trunk now."""
-        return self.state not in ("disabled", "failed", "unreachable") and self.has_room()
+    def usable(self, *, ignore_limit: bool = False) -> bool:
+        """Whether a new outbound call may be sent to this trunk now (`ignore_limit`: were it
+        not at its `max_calls`, as for an emergency call)."""
+        up = self.state not in ("disabled", "failed", "unreachable")
+        return up and (ignore_limit or self.has_room())
 
     def status(self) -> dict[str, Any]:
         reg = self.registration
@@ -310,7 +272,8 @@ class Trunks:
         self.endpoint = endpoint
         self._advertised = advertised
         self.normalize = normalize
-        self.gate = Gate()
+        self.gate = endpoint.guard if endpoint.guard is not None else Guard()
+        """Where refusals are counted (the endpoint's guard, which bans their sources)."""
         self.calls_on: Callable[[str], int] = lambda _name: 0
         self._lines: dict[str, TrunkLine] = {}
         self._started = False
@@ -338,6 +301,11 @@ class Trunks:
                 if self._started:
                     line.start()
         self._lines = {c.name: self._lines[c.name] for c in configs}  # the configured order
+        lines = self._lines.values()
+        self.gate.use_trunks(
+            {host for line in lines for host, _ in line.addresses},
+            [net for line in lines for net in line.networks],
+        )  # fmt: skip
         return stopped
 
     def start(self) -> None:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
+import ssl
 from collections.abc import Callable, Iterable
 
+from appliance.sip.guard import Guard
 from appliance.sip.headers import split_list
 from appliance.sip.message import (
     MAX_MESSAGE_SIZE,
@@ -24,6 +27,7 @@ from appliance.sip.message import (
     make_response,
     parse,
 )
+from appliance.sip.overload import NEW_WORK, RETRY_AFTER, OverloadControl, QuickRequest
 from appliance.sip.transaction import (
     ClientTransaction,
     Destination,
@@ -32,7 +36,13 @@ from appliance.sip.transaction import (
     TransactionLayer,
     server_key,
 )
-from appliance.sip.transport import Address, TcpLimits, TcpTransport, UdpTransport
+from appliance.sip.transport import (
+    Address,
+    TcpLimits,
+    TcpTransport,
+    TlsTransport,
+    UdpTransport,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +79,13 @@ def new_tag() -> str:
 
 
 class SipEndpoint:
-    def __init__(self, *, timers: Timers | None = None, supported: Iterable[str] = ()) -> None:
+    def __init__(
+        self, *, timers: Timers | None = None, supported: Iterable[str] = (),
+        guard: Guard | None = None,
+    ) -> None:  # fmt: skip
+        self.guard = guard
+        """Bans and rate limits applied to every source before its messages are parsed (the
+        registrar and the call engine report refusals to it); None: none (user agents)."""
         self.handlers: dict[str, Handler] = {"OPTIONS": self._options}
         self.on_ack: Callable[[Request], None] | None = None
         """Where an ACK that matches no transaction goes: the ACK for a 2xx (§13.2.2.4)
@@ -77,9 +93,13 @@ class SipEndpoint:
         self.supported = frozenset(supported)
         self.udp: UdpTransport | None = None
         self.tcp: TcpTransport | None = None
+        self.tls: TlsTransport | None = None
         self._tcp_limits = TcpLimits()
         self._timers = timers
         self._layer: TransactionLayer | None = None
+        self.overload = OverloadControl()
+        """Refuses new INVITEs and REGISTERs with 503 while the UDP receive queue is deep."""
+        self._overload_tag = new_tag()
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -88,13 +108,17 @@ class SipEndpoint:
         loop = asyncio.get_running_loop()
         self._layer = TransactionLayer(self.send, self._timers)
         for attempt in range(BIND_ATTEMPTS):
-            _, udp = await loop.create_datagram_endpoint(
+            datagrams, udp = await loop.create_datagram_endpoint(
                 lambda: UdpTransport(self.receive), local_addr=(host, port)
             )
             self.udp = udp
+            udp.guard = self.guard
+            self.overload.close()
+            self.overload.watch(datagrams.get_extra_info("socket"))
             if not tcp:
                 return
             self.tcp = TcpTransport(self.receive, self._tcp_limits)
+            self.tcp.guard = self.guard
             try:
                 await self.tcp.listen(host, udp.local[1])
                 return
@@ -107,6 +131,23 @@ class SipEndpoint:
                 if port != 0 or attempt == BIND_ATTEMPTS - 1:
                     raise
 
+    async def listen_tls(
+        self,
+        host: str,
+        port: int,
+        server: ssl.SSLContext,
+        client: ssl.SSLContext | None = None,
+    ) -> None:
+        """Serve SIP over TLS on host:port (port 0: a free one), after `listen`."""
+        tls = TlsTransport(self.receive, server, client, self._tcp_limits)
+        tls.guard = self.guard
+        try:
+            await tls.listen(host, port)
+        except OSError:
+            tls.close()
+            raise
+        self.tls = tls
+
     @property
     def tcp_limits(self) -> TcpLimits:
         """The caps and timeouts of TCP connections from outside (see `TcpTransport`)."""
@@ -117,6 +158,8 @@ class SipEndpoint:
         self._tcp_limits = limits
         if self.tcp is not None:
             self.tcp.limits = limits
+        if self.tls is not None:
+            self.tls.limits = limits
 
     @property
     def transactions(self) -> TransactionLayer:
@@ -129,17 +172,26 @@ class SipEndpoint:
         return self.udp.local
 
     def close(self) -> None:
+        self.overload.close()
         if self.udp is not None:
             self.udp.close()
         if self.tcp is not None:
             self.tcp.close()
+        if self.tls is not None:
+            self.tls.close()
         if self._layer is not None:
             self._layer.close()
 
     # -- sending -------------------------------------------------------------------------
 
     def send(self, data: bytes, dest: Destination) -> None:
-        transport = self.udp if dest.transport == "UDP" else self.tcp
+        transport: UdpTransport | TcpTransport | None
+        if dest.transport == "UDP":
+            transport = self.udp
+        elif dest.transport == "TLS":
+            transport = self.tls
+        else:
+            transport = self.tcp
         if transport is None:
             logger.info("no %s transport for %s", dest.transport, dest)
             return
@@ -175,6 +227,11 @@ class SipEndpoint:
         """Entry point for every message a transport delivers. Return whether it was SIP this
         endpoint could read: a request with the mandatory headers (whatever its answer), or a
         response to one of its requests; not a keep-alive, nor anything answered 400 or 513."""
+        overload = self.overload
+        if transport == "UDP":
+            overload.datagram()
+        if overload.refusing and data.startswith(NEW_WORK) and self._refuse(data, addr, transport):
+            return True  # before anything else: while overloaded, every microsecond counts
         if not data.strip(b"\r\n"):
             return False  # keep-alive (RFC 5626 §3.5.1 over UDP): nothing to answer
         source = Destination(transport, addr[0], addr[1])
@@ -194,6 +251,45 @@ class SipEndpoint:
             self._answer_unparsed(data, source, 400, f"Bad Request ({exc})")
             return False
         self._receive_request(msg, source, key)
+        return True
+
+    def _refuse(self, data: bytes, addr: Address, transport: str) -> bool:
+        """Overloaded: answer a new INVITE or REGISTER with 503 from its bytes alone (see
+        `appliance.sip.overload`). False for what must take the full path: a retransmission
+        of a transaction held, a request in a dialog, one with credentials (unless the queue
+        is severe), or one too unusual to read quickly."""
+        request = QuickRequest.read(data)
+        if request is None or request.in_dialog:
+            return False
+        if request.credentials and not self.overload.severe:
+            return False
+        layer = self.transactions
+        if request.key in layer.server or request.key in layer.completed:
+            return False
+        source = Destination(transport, addr[0], addr[1])
+        self.send(request.refusal(self._overload_tag, SERVER), request.destination(source))
+        self.overload.note_refusal(layer.loop.time())
+        return True
+
+    def _refuse_parsed(self, req: Request, dest: Destination) -> bool:
+        """Overloaded: refuse a new INVITE or REGISTER that `QuickRequest` could not read (a
+        compact header, an odd Via), now that it is parsed, on the same terms as `_refuse`."""
+        overload = self.overload
+        if req.method not in ("INVITE", "REGISTER"):
+            return False
+        try:
+            if req.to.tag is not None:
+                return False  # in a dialog
+        except SipParseError:
+            return False  # the handler answers it 400
+        if not overload.severe and ("authorization" in req or "proxy-authorization" in req):
+            return False
+        retry = str(random.randint(*RETRY_AFTER))
+        headers = [("Retry-After", retry), ("Server", SERVER)]
+        refusal = make_response(req, 503, "Service Unavailable (overloaded)",
+                                to_tag=self._overload_tag, headers=headers)  # fmt: skip
+        self.send(bytes(refusal), dest)
+        overload.note_refusal(self.transactions.loop.time())
         return True
 
     def _check(self, req: Request) -> None:
@@ -224,15 +320,20 @@ class SipEndpoint:
         layer = self.transactions
         live = layer.match_server(key)
         if live is not None:
-            live.receive_retransmission(req)
+            if req.method == "ACK":  # to an INVITE's 2xx (Accepted state): its dialog reads it
+                self._deliver_ack(live.receive_retransmission, req, source)
+            else:
+                live.receive_retransmission(req)
             return
         if req.method == "ACK":
             if self.on_ack is not None:
-                self.on_ack(req)
+                self._deliver_ack(self.on_ack, req, source)
             return
         if layer.absorb(key):
             return
         dest = _response_destination(req, source)
+        if self.overload.refusing and self._refuse_parsed(req, dest):
+            return
         txn = layer.new_server(req, dest, key)
         txn.source = source
         handler = self.handlers.get(req.method)
@@ -251,6 +352,17 @@ class SipEndpoint:
             if txn.last_response is not None:
                 raise  # a handler bug: it answered, then read a bad header
             txn.respond(self.response(req, 400, f"Bad Request ({exc})"))
+
+    def _deliver_ack(
+        self, deliver: Callable[[Request], None], req: Request, source: Destination
+    ) -> None:
+        """Hand an ACK to whoever reads it; one whose headers do not parse there (its To, say)
+        is dropped and logged, since an ACK is never answered (RFC 3261 §17.2.1): a fuzzed
+        ACK made the call engine raise out of the transport (tests/interop/test_malformed_sip)."""
+        try:
+            deliver(req)
+        except SipParseError as exc:
+            logger.info("ACK from %s:%s dropped: %s", source.host, source.port, exc)
 
     def _options(self, req: Request, txn: ServerTransaction) -> None:
         headers = [("Allow", ", ".join(sorted(self.handlers))), ("Accept", "application/sdp")]

@@ -159,13 +159,24 @@ class Registrar:
         if result.verdict is Verdict.STALE:
             self._challenge(req, txn, stale=True)
             return
+        guard = self.endpoint.guard
         if result.verdict is Verdict.BAD_REQUEST:
+            if guard is not None:
+                guard.refused(txn.dest.host, f"REGISTER {aor}: {result.reason}", "unauthenticated")
             self._reply(req, txn, 400, f"Bad Request ({result.reason})")
             return
         if result.verdict is Verdict.FORBIDDEN:
             logger.info("REGISTER %s from %s: %s", aor, txn.dest.host, result.reason)
+            if guard is not None:  # the same reasons as the call engine's (`Guard.refused`)
+                known = self.ha1(result.username or "", "MD5") is not None
+                guard.refused(
+                    txn.dest.host, f"REGISTER {aor}: {result.reason}",
+                    "wrong_password" if known else "unauthenticated",
+                )  # fmt: skip
             self._reply(req, txn, 403)
             return
+        if guard is not None:
+            guard.authenticated(txn.dest.host)
         self._bind(req, txn, aor)
 
     def _expires_of(self, req: Request, contact: NameAddr, header: int | None) -> int:

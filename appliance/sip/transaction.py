@@ -11,6 +11,7 @@ import asyncio
 import collections
 import enum
 import logging
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -291,8 +292,126 @@ class ClientTransaction(_TimerOwner):
             self._layer.forget_client(self)
 
 
+COMPLETED_LIMIT = 40_000
+"""Completed non-INVITE transactions kept at most (about 30 MiB: ten seconds of the highest
+REGISTER rate measured, each registration two transactions). Past it the oldest go before
+their Timer J ends: a retransmission that late is then served as a new request, which for
+REGISTER, OPTIONS and an in-dialog request is harmless."""
+
+EXPIRY_BUCKET = 1.0
+"""Completed transactions expire in buckets of this many seconds, one timer for all: an
+entry lives between Timer J and Timer J plus one bucket."""
+
+
+class CompletedTransactions:
+    """Completed non-INVITE server transactions over UDP, kept only to answer retransmissions
+    with the same response until Timer J (§17.2.2), in a form that costs little memory.
+
+    At 2,000 registrations a second a 32 s Timer J holds 128,000 of them: each is one `str`
+    key and one `bytes` value (the destination in front of the response), with no parsed
+    message, timer handle or transaction object, and no object the cyclic collector tracks.
+    Expiry is a FIFO of one-second buckets swept by one loop timer. The number held is capped
+    (`COMPLETED_LIMIT`), so memory under any load is bounded; `on_drained` is called when a
+    load that filled it ends (what held it is free again: a moment to give memory back)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limit: int = COMPLETED_LIMIT) -> None:
+        self.loop = loop
+        self.limit = limit
+        self.evicted = 0
+        """Entries dropped before their Timer J ended because the cap was reached."""
+        self.high_water = 0
+        """The most held since the last drain (or start)."""
+        self._drained = 0
+        """Set when the first drain stage of the load at `high_water` was reported."""
+        self.on_drained: Callable[[], None] | None = None
+        self._entries: dict[str, bytes] = {}
+        self._buckets: collections.deque[tuple[float, collections.deque[str]]] = collections.deque()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, tuple) and _joined(key) in self._entries
+
+    def add(
+        self, key: tuple[str, ...], response: bytes, dest: Destination, lifetime: float
+    ) -> None:
+        """Keep `response` for `key` for `lifetime` seconds (rounded up to the next bucket)."""
+        entries, buckets = self._entries, self._buckets
+        while len(entries) >= self.limit and buckets:
+            self._evict_oldest()
+        text = _joined(key)
+        entries[text] = f"{dest.transport} {dest.host} {dest.port}\n".encode() + response
+        self.high_water = max(self.high_water, len(entries))
+        deadline = math.ceil((self.loop.time() + lifetime) / EXPIRY_BUCKET) * EXPIRY_BUCKET
+        if buckets and buckets[-1][0] >= deadline:
+            buckets[-1][1].append(text)  # never expires earlier than asked for
+        else:
+            buckets.append((deadline, collections.deque((text,))))
+            if self._timer is None:
+                self._timer = self.loop.call_at(deadline, self._expire)
+
+    def get(self, key: tuple[str, ...]) -> tuple[bytes, Destination] | None:
+        """The response kept for `key` and where it goes, or None."""
+        value = self._entries.get(_joined(key))
+        if value is None:
+            return None
+        head, _, response = value.partition(b"\n")
+        transport, host, port = head.decode().split(" ")
+        return response, Destination(transport, host, int(port))
+
+    def _evict_oldest(self) -> None:
+        """Drop the entry due first."""
+        buckets = self._buckets
+        keys = buckets[0][1]
+        if self._entries.pop(keys.popleft(), None) is not None:
+            self.evicted += 1
+        if not keys:
+            buckets.popleft()
+
+    def _expire(self) -> None:
+        now = self.loop.time()
+        buckets, entries = self._buckets, self._entries
+        while buckets and buckets[0][0] <= now:
+            for text in buckets.popleft()[1]:
+                entries.pop(text, None)
+        self._timer = self.loop.call_at(buckets[0][0], self._expire) if buckets else None
+        peak, held = self.high_water, len(entries)
+        if peak < DRAIN_HIGH_WATER or held > peak // DRAINED[0]:
+            return
+        if held <= peak // DRAINED[1]:
+            self.high_water, self._drained = held, 0  # this load is over
+        elif self._drained < peak // DRAINED[0]:
+            self._drained = peak // DRAINED[0]  # most of it gone: give back what it held now
+        else:
+            return
+        self._entries = dict(entries)  # a dict never shrinks its table as keys go: copy it
+        if self.on_drained is not None:
+            self.on_drained()
+
+    def clear(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._entries.clear()
+        self._buckets.clear()
+
+
+DRAIN_HIGH_WATER = 4_096
+"""`CompletedTransactions.on_drained` follows only a load that filled the store this much."""
+DRAINED = (8, 64)
+"""... and is called twice: when the store is back to an eighth of that peak (most of what the
+load held is free), and when it is back to a 64th (the load is over; what the last of it held is
+free too). A steady load calls it never."""
+
+
+def _joined(key: tuple[str, ...]) -> str:
+    return "\x00".join(key)
+
+
 class TransactionLayer:
-    """Holds live transactions, matches messages to them, and sweeps Timer J expiries."""
+    """Holds live transactions, matches messages to them, and the completed ones (Timer J)."""
 
     def __init__(self, send: Sender, timers: Timers | None = None) -> None:
         self.send = send
@@ -300,9 +419,7 @@ class TransactionLayer:
         self.loop = asyncio.get_running_loop()
         self.server: dict[tuple[str, ...], ServerTransaction] = {}
         self.client: dict[tuple[str, str], ClientTransaction] = {}
-        self.completed: dict[tuple[str, ...], tuple[bytes, str, str, int]] = {}
-        self._expiry: collections.deque[tuple[float, tuple[str, ...]]] = collections.deque()
-        self._sweeper: asyncio.TimerHandle | None = None
+        self.completed = CompletedTransactions(self.loop)
 
     # -- server side ---------------------------------------------------------------------
 
@@ -324,36 +441,17 @@ class TransactionLayer:
     def remember_completed(
         self, key: tuple[str, ...], response: bytes, dest: Destination, delay: float
     ) -> None:
-        """Keep a completed non-INVITE server transaction for `delay` (Timer J) as plain data.
-
-        All such delays are equal, so expiry is a FIFO swept by one loop timer; the entries are
-        tuples of strings and bytes, which cost little memory and which the cyclic garbage
-        collector stops tracking.
-        """
-        self.completed[key] = (response, dest.transport, dest.host, dest.port)
-        self._expiry.append((self.loop.time() + delay, key))
-        if self._sweeper is None:
-            self._sweeper = self.loop.call_later(delay, self._sweep)
+        """Keep a completed non-INVITE server transaction for `delay` (Timer J) as plain data
+        (see `CompletedTransactions`)."""
+        self.completed.add(key, response, dest, delay)
 
     def absorb(self, key: tuple[str, ...]) -> bool:
         """Answer a retransmission of a completed request again; False if it is not one."""
         entry = self.completed.get(key)
         if entry is None:
             return False
-        response, transport, host, port = entry
-        self.send(response, Destination(transport, host, port))
+        self.send(*entry)
         return True
-
-    def _sweep(self) -> None:
-        now = self.loop.time()
-        expiry, completed = self._expiry, self.completed
-        while expiry and expiry[0][0] <= now:
-            completed.pop(expiry.popleft()[1], None)
-        self._sweeper = (
-            self.loop.call_later(max(expiry[0][0] - now, self.timers.t1), self._sweep)
-            if expiry
-            else None
-        )
 
     # -- client side ---------------------------------------------------------------------
 
@@ -381,8 +479,6 @@ class TransactionLayer:
             s._cancel_timers()
         for c in list(self.client.values()):
             c._cancel_timers()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
         self.server.clear()
         self.client.clear()
-        self._expiry.clear()
+        self.completed.clear()

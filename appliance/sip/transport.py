@@ -1,4 +1,5 @@
-"""SIP transports (RFC 3261 §18): UDP datagrams and TCP streams framed by Content-Length.
+"""SIP transports (RFC 3261 §18): UDP datagrams, and TCP and TLS streams framed by
+Content-Length (TLS is the TCP code with a TLS layer: RFC 3261 §26.2, RFC 5630).
 
 Transports only move bytes. Whatever arrives is handed to a `Receiver` with the transport's
 name and the peer's address; the endpoint decides what it means. TCP connections from outside
@@ -13,12 +14,16 @@ import errno
 import logging
 import math
 import socket
+import ssl
 import struct
 import time
 from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 from appliance.sip.message import MAX_MESSAGE_SIZE
+
+if TYPE_CHECKING:
+    from appliance.sip.guard import Guard
 
 logger = logging.getLogger(__name__)
 
@@ -86,6 +91,8 @@ class TcpLimits:
 
 class UdpTransport(asyncio.DatagramProtocol):
     name = "UDP"
+    guard: Guard | None = None
+    """Drops a banned or rate-limited source's datagrams before anything reads them."""
 
     def __init__(self, receive: Receiver) -> None:
         self._receive = receive
@@ -102,6 +109,9 @@ class UdpTransport(asyncio.DatagramProtocol):
                 logger.info("could not enlarge the UDP receive buffer: %s", exc)
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        guard = self.guard
+        if guard is not None and not guard.admit(addr[0]):
+            return  # banned or over its rate: unanswered, unparsed
         self._receive("UDP", data, (addr[0], addr[1]))
 
     def error_received(self, exc: Exception) -> None:
@@ -217,7 +227,7 @@ class TcpConnection(asyncio.Protocol):
                     if length is None
                     else (513, "Message Too Large")
                 )
-                self._owner.receive("TCP", bytes(buf[: end + 4]), self.peer, error)
+                self._owner.receive(self._owner.name, bytes(buf[: end + 4]), self.peer, error)
                 self.close()
                 return
             total = end + 4 + length
@@ -225,7 +235,13 @@ class TcpConnection(asyncio.Protocol):
                 return
             message = bytes(buf[:total])
             del buf[:total]
-            if self._owner.receive("TCP", message, self.peer) and not self.proven:
+            guard = self._owner.guard
+            if guard is not None and self.inbound and not guard.admit(self.peer[0]):
+                if guard.banned(self.peer[0]):
+                    self.close()  # banned since it connected
+                    return
+                continue  # over its rate: dropped
+            if self._owner.receive(self._owner.name, message, self.peer) and not self.proven:
                 self._owner.prove(self)
 
     def write(self, data: bytes) -> None:
@@ -270,6 +286,12 @@ class TcpTransport:
     """
 
     name = "TCP"
+    guard: Guard | None = None
+    """Refuses a banned source's connections at accept, and drops its messages."""
+    server_ssl: ssl.SSLContext | None = None
+    """TLS for accepted connections (`TlsTransport`); None: plain TCP."""
+    client_ssl: ssl.SSLContext | None = None
+    """TLS for connections the box opens."""
 
     def __init__(self, receive: Receiver, limits: TcpLimits | None = None) -> None:
         self.receive = receive
@@ -356,6 +378,10 @@ class TcpTransport:
 
     def _admit(self, sock: socket.socket, peer: Address) -> None:
         host = peer[0]
+        if self.guard is not None and self.guard.banned(host):
+            self.guard.counters.dropped += 1
+            self._reset(sock)  # not counted as refused for a cap
+            return
         limits = self.limits
         held = self._per_source.get(host, 0)
         if held >= limits.max_per_source:
@@ -394,6 +420,10 @@ class TcpTransport:
 
     def _refuse(self, sock: socket.socket) -> None:
         self.refused += 1
+        self._reset(sock)
+
+    @staticmethod
+    def _reset(sock: socket.socket) -> None:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET)
         except OSError:
@@ -408,9 +438,15 @@ class TcpTransport:
             return  # closed before its turn came
         loop = asyncio.get_running_loop()
         try:
-            await loop.connect_accepted_socket(lambda: conn, sock)
-        except OSError as exc:
-            logger.debug("TCP %s:%s lost before it was served: %s", *conn.peer, exc)
+            if self.server_ssl is None:
+                await loop.connect_accepted_socket(lambda: conn, sock)
+            else:  # the handshake is bounded by the time a connection has for its first message
+                await loop.connect_accepted_socket(
+                    lambda: conn, sock, ssl=self.server_ssl,
+                    ssl_handshake_timeout=self.limits.first_message_timeout,
+                )  # fmt: skip
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
+            logger.debug("%s %s:%s lost before it was served: %s", self.name, *conn.peer, exc)
             sock.close()
             self.release(conn)
 
@@ -478,12 +514,17 @@ class TcpTransport:
         loop = asyncio.get_running_loop()
         try:
             await asyncio.wait_for(
-                loop.create_connection(lambda: TcpConnection(self), addr[0], addr[1]),
+                loop.create_connection(
+                    lambda: TcpConnection(self), addr[0], addr[1], ssl=self.client_ssl
+                ),
                 TCP_CONNECT_TIMEOUT,
             )
         except (OSError, TimeoutError) as exc:
             dropped = self._connecting.pop(addr, [])
-            logger.info("TCP to %s:%s failed (%s); %d messages dropped", *addr, exc, len(dropped))
+            logger.info(
+                "%s to %s:%s failed (%s); %d messages dropped",
+                self.name, *addr, exc, len(dropped),
+            )  # fmt: skip
             return
         queued = self._connecting.pop(addr, [])
         conn = self.connections.get(addr)
@@ -513,6 +554,26 @@ class TcpTransport:
             task.cancel()
         for conn in [*self.connections.values(), *self._unproven]:
             conn.close()
+
+
+class TlsTransport(TcpTransport):
+    """SIP over TLS (RFC 3261 §26.2): the TCP transport, its framing, caps and timeouts, with
+    a TLS layer. The caps are checked at accept, before any handshake, and the handshake must
+    end within the first-message time. A connection's caps are counted per transport (TCP and
+    TLS each have `max_per_source` and `max_total`)."""
+
+    name = "TLS"
+
+    def __init__(
+        self,
+        receive: Receiver,
+        server_ssl: ssl.SSLContext,
+        client_ssl: ssl.SSLContext | None = None,
+        limits: TcpLimits | None = None,
+    ) -> None:
+        super().__init__(receive, limits)
+        self.server_ssl = server_ssl
+        self.client_ssl = client_ssl
 
 
 class _CapLog:

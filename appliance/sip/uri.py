@@ -74,8 +74,23 @@ class SipUri:
 
     @property
     def transport(self) -> str:
-        value = self.params.get("transport")
-        return (value or ("tls" if self.scheme == "sips" else "udp")).lower()
+        """The transport to reach this URI by (lower case): a `sips:` URI is reached over
+        TLS whatever its `transport` says (RFC 5630 §3.1.2: `transport=tcp` there means TLS
+        over TCP; `transport=tls` is the deprecated spelling of the same)."""
+        value = (self.params.get("transport") or "udp").lower()
+        if self.scheme == "sips" and value in ("udp", "tcp"):
+            return "tls"
+        return value
+
+    @property
+    def secure(self) -> bool:
+        """Whether requests to this URI go over TLS (`sips:`, or `transport=tls`)."""
+        return self.transport == "tls"
+
+    @property
+    def default_port(self) -> int:
+        """The port when none is given: 5061 for TLS, else 5060 (RFC 3261 §19.1.2)."""
+        return 5061 if self.secure else 5060
 
     def key(self) -> str:
         """A string equal for URIs that RFC 3261 §19.1.4 calls equivalent (headers ignored)."""

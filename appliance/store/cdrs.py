@@ -12,7 +12,9 @@ from appliance.store import settings
 from appliance.store.database import Database
 from appliance.store.db import transaction
 
-DISPOSITIONS = ("answered", "busy", "no-answer", "failed", "cancelled")
+DISPOSITIONS = ("answered", "busy", "no-answer", "failed", "cancelled", "interrupted")
+"""How a call ended; `interrupted`: it was in progress when pbx-core stopped without ending it
+(a crash, a power cut), closed by the next start from the last checkpoint (`live_calls`)."""
 DIRECTIONS = ("internal", "inbound", "outbound")
 """Between extensions; from a trunk (to one of the office's DIDs); out through a trunk."""
 
@@ -171,6 +173,20 @@ def talk_seconds(db: Database, where: Filter = Filter()) -> float:
     sql += " AND answered_at IS NOT NULL" if sql else " WHERE answered_at IS NOT NULL"
     total = db.conn.execute(f"SELECT TOTAL(billsec) FROM cdrs{sql}", args).fetchone()[0]
     return round(float(total), 3)
+
+
+def answered_outbound(
+    db: Database, ended_since: float, longest: float
+) -> list[tuple[str, float, float]]:
+    """(sent, answered_at, ended_at) of the outbound calls answered that ended at or after
+    `ended_since`; `longest` is the longest a call may last (`calls.max_duration`), so the
+    start-time index bounds the search."""
+    rows = db.execute(
+        "SELECT sent, answered_at, ended_at FROM cdrs WHERE started_at >= ? AND ended_at >= ?"
+        " AND direction = 'outbound' AND answered_at IS NOT NULL AND sent IS NOT NULL",
+        [ended_since - longest - 3600.0, ended_since],  # (an hour for ringing and set-up)
+    ).fetchall()
+    return [(str(sent), float(answered), float(ended)) for sent, answered, ended in rows]
 
 
 def get(db: Database, call_id: str) -> dict[str, Any] | None:

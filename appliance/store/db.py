@@ -16,6 +16,11 @@ from appliance.store.migrations import migrate
 logger = logging.getLogger(__name__)
 
 DB_NAME = "pbx.sqlite3"
+SYNCHRONOUS = "FULL"
+"""For every connection that commits (see `open_db`): durable against power loss."""
+BUSY_TIMEOUT = 10.0
+"""Seconds a connection waits for another's write lock before `database is locked`: longer
+than any one transaction here (a CDR pruning batch, about 70 ms; a restore, well under 1 s)."""
 
 
 def database_path(data_dir: Path) -> Path:
@@ -25,16 +30,22 @@ def database_path(data_dir: Path) -> Path:
 def open_db(data_dir: Path, *, migrate_schema: bool = True) -> Database:
     """Open `DATA/pbx.sqlite3`, creating the directory and applying pending migrations.
 
-    WAL lets the CLI and the web service read and write while the core serves; commits use
-    `synchronous=NORMAL`, which in WAL mode is durable across application crashes and fsyncs at
-    checkpoints.
+    WAL lets the CLI and the web service read and write while the core serves. Every commit on
+    these connections is acknowledged to someone (a technician's change, a phone's 200 OK to
+    REGISTER, a call record), so they use `synchronous=FULL`: in WAL mode SQLite then fsyncs the
+    WAL at every commit, and a committed transaction survives a power cut (with NORMAL it
+    survives a crash of the process, but the last commits may roll back on power loss:
+    https://www.sqlite.org/pragma.html#pragma_synchronous). The cost is one fsync per commit,
+    paid off the event loop (the core commits from `Writer`'s thread, in group commits); see
+    docs/architecture.md, "Data". A writer waits up to `BUSY_TIMEOUT` for another's lock.
     """
     data_dir.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(
-        database_path(data_dir), isolation_level=None, check_same_thread=False, timeout=10
-    )
+        database_path(data_dir), isolation_level=None, check_same_thread=False,
+        timeout=BUSY_TIMEOUT,
+    )  # fmt: skip
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
     conn.execute("PRAGMA foreign_keys=ON")
     db = Database(conn)
     if migrate_schema:
@@ -89,7 +100,10 @@ class Checkpointer:
         self._thread.start()
 
     def _run(self) -> None:
-        conn = sqlite3.connect(self._path, timeout=10)
+        conn = sqlite3.connect(self._path, timeout=BUSY_TIMEOUT)
+        # A checkpoint fsyncs the WAL before copying it and the database after, at NORMAL as
+        # at FULL; set like every other connection so that nothing here depends on defaults.
+        conn.execute(f"PRAGMA synchronous={SYNCHRONOUS}")
         try:
             # The first checkpoint at once: the connection opens its files now, at start-up,
             # not in the middle of whatever the core is doing a second later.

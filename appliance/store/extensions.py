@@ -52,13 +52,20 @@ class Extension:
     """Classes of numbers it may call (`numbering.PERMISSION_CLASSES`); always "internal"."""
     caller_id: str = ""
     """A DID of the office presented on its outbound calls; "" for the route's or trunk's."""
+    max_outbound_calls: int | None = None
+    """Outbound calls it may have up at once (0: no limit); None: the office's default,
+    `tollfraud.max_outbound_calls`."""
 
 
-_COLUMNS = "number, name, permissions, caller_id"
+_COLUMNS = "number, name, permissions, caller_id, max_outbound_calls"
+
+MAX_CALLS_LIMIT = 1000
 
 
-def _extension(number: str, name: str, permissions: str, caller_id: str) -> Extension:
-    return Extension(number, name, tuple(permissions.split(",")), caller_id)
+def _extension(
+    number: str, name: str, permissions: str, caller_id: str, max_outbound_calls: int | None
+) -> Extension:
+    return Extension(number, name, tuple(permissions.split(",")), caller_id, max_outbound_calls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +241,40 @@ def set_caller_id(db: Database, number: str, caller_id: str) -> str:
         if cur.rowcount == 0:
             raise ExtensionError(T("no extension {number}", number=number))
     return value
+
+
+def check_max_outbound_calls(value: object) -> int | None:
+    """A per-extension limit of outbound calls: a whole number 0-1000 (0: no limit), or
+    None, '' or "default" for the office's default."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "default")):
+        return None
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and value.strip().isdigit():
+        number = int(value.strip())
+    if number is None or not 0 <= number <= MAX_CALLS_LIMIT:
+        raise ExtensionError(
+            T(
+                "max outbound calls must be a whole number from 0 (no limit) to {high},"
+                " or empty for the default",
+                high=MAX_CALLS_LIMIT,
+            ),
+            "max_outbound_calls",
+        )
+    return number
+
+
+def set_max_outbound_calls(db: Database, number: str, value: object) -> int | None:
+    """Set how many outbound calls an extension may have up at once (None: the default)."""
+    limit = check_max_outbound_calls(value)
+    cur = db.execute(
+        "UPDATE extensions SET max_outbound_calls = ?, updated_at = ? WHERE number = ?",
+        [limit, time.time(), number],
+    )
+    if cur.rowcount == 0:
+        raise ExtensionError(T("no extension {number}", number=number))
+    return limit
 
 
 def set_password(db: Database, number: str, password: str | None = None) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -181,12 +182,136 @@ def _m0005_languages(db: Database) -> None:
     db.execute("ALTER TABLE users ADD COLUMN language TEXT NOT NULL DEFAULT ''")
 
 
+def _m0006_bans(db: Database) -> None:
+    # Sources banned for failed authentications: written by the core (its writer thread),
+    # read by the CLI and the setup page when the core is down. A row whose ban ended stays
+    # a while so that the next ban of the address is longer (`count` of bans so far).
+    db.execute(
+        """CREATE TABLE bans (
+            address TEXT PRIMARY KEY,
+            reason TEXT NOT NULL,
+            banned_at REAL NOT NULL,
+            until REAL NOT NULL,
+            count INTEGER NOT NULL DEFAULT 1
+        ) WITHOUT ROWID"""
+    )
+
+
+def _m0007_events_tollfraud(db: Database) -> None:
+    # The outbox: every feature's events, kept for the dashboard, statistics and (later)
+    # webhooks, which mark what they sent in `delivered_at`.
+    db.execute(
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            kind TEXT NOT NULL,
+            subject TEXT NOT NULL DEFAULT '',
+            data TEXT NOT NULL DEFAULT '{}',
+            delivered_at REAL,
+            acknowledged_at REAL,
+            acknowledged_by TEXT
+        )"""
+    )
+    db.execute("CREATE INDEX events_at ON events (at)")
+    db.execute("CREATE INDEX events_kind ON events (kind, at)")
+    db.execute(
+        """CREATE TABLE countries_called (
+            country TEXT PRIMARY KEY,
+            first_at REAL NOT NULL,
+            number TEXT NOT NULL DEFAULT '',
+            caller TEXT NOT NULL DEFAULT ''
+        ) WITHOUT ROWID"""
+    )
+    # NULL: the office's default (`tollfraud.max_outbound_calls`); 0: no limit.
+    db.execute("ALTER TABLE extensions ADD COLUMN max_outbound_calls INTEGER")
+    # The countries called before this version: no alert for them.
+    from appliance.numbering import NumberError, country_of
+
+    rows = db.execute(
+        "SELECT sent, MIN(started_at), MIN(caller) FROM cdrs WHERE direction = 'outbound'"
+        " AND sent LIKE '+%' GROUP BY sent"
+    ).fetchall()
+    first: dict[str, tuple[float, str, str]] = {}
+    for sent, at, caller in rows:
+        try:
+            country = country_of(sent)
+        except NumberError:
+            continue
+        if country not in first or at < first[country][0]:
+            first[country] = (at, sent, caller)
+    db.conn.executemany(
+        "INSERT INTO countries_called (country, first_at, number, caller) VALUES (?, ?, ?, ?)",
+        [(country, *seen) for country, seen in first.items()],
+    )
+
+
+def _m0008_media_encryption(db: Database) -> None:
+    # SRTP (SDES) per line: none | optional (accept SRTP offers, offer plain) | required.
+    for table in ("extensions", "trunks"):
+        db.execute(
+            f"ALTER TABLE {table} ADD COLUMN media_encryption TEXT NOT NULL DEFAULT 'optional'"
+        )
+
+
+def _m0009_live_calls(db: Database) -> None:
+    # The core's checkpoint of the calls in progress (`appliance.store.live_calls`): after a
+    # crash the next start closes each with a CDR `interrupted`, its duration up to the last
+    # checkpoint. `record` is the CDR as it would be written then, as JSON.
+    db.execute(
+        """CREATE TABLE live_calls (
+            id TEXT PRIMARY KEY,
+            started_at REAL NOT NULL,
+            checkpoint_at REAL NOT NULL,
+            record TEXT NOT NULL
+        )"""
+    )
+    _widen_check(db, "cdrs", "disposition", "interrupted")
+
+
+def _widen_check(db: Database, table: str, column: str, value: str) -> None:
+    """Add `value` to the `CHECK (column IN (...))` of `table`: SQLite cannot alter a
+    constraint, so the table is rebuilt as its documented procedure says (a new table with the
+    new definition, the rows copied, the old one dropped, the new one renamed, its indexes and
+    triggers made again: https://www.sqlite.org/lang_altertable.html#otheralter). The current
+    definition is read from the schema, so columns other migrations added are kept."""
+    (sql,) = db.execute(
+        "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
+    ).fetchone()
+    check = re.compile(rf"(CHECK\s*\(\s*{column}\s+IN\s*\()([^)]*)(\))", re.IGNORECASE)
+    match = check.search(sql)
+    if match is None:
+        raise RuntimeError(f"no CHECK ({column} IN ...) in the definition of {table}: {sql}")
+    if f"'{value}'" in match[2]:
+        return
+    widened = sql[: match.start(2)] + f"{match[2].rstrip()}, '{value}'" + sql[match.end(2) :]
+    new = f"{table}_widened"
+    widened = re.sub(rf"^CREATE TABLE\s+\"?{table}\"?", f"CREATE TABLE {new}", widened)
+    extras = [
+        row[0]
+        for row in db.execute(
+            "SELECT sql FROM sqlite_master WHERE type IN ('index', 'trigger') AND tbl_name = ?"
+            " AND sql IS NOT NULL",
+            [table],
+        ).fetchall()
+    ]
+    db.execute(widened)
+    db.execute(f"INSERT INTO {new} SELECT * FROM {table}")
+    db.execute(f"DROP TABLE {table}")
+    db.execute(f"ALTER TABLE {new} RENAME TO {table}")
+    for statement in extras:
+        db.execute(statement)
+
+
 MIGRATIONS: list[tuple[int, str, Migration]] = [
     (1, "initial: settings, extensions, registrations", _m0001_initial),
     (2, "call detail records", _m0002_cdrs),
     (3, "setup page: users, API tokens, login failures", _m0003_web),
     (4, "trunks, DIDs, outbound routes", _m0004_trunks),
     (5, "each user's language", _m0005_languages),
+    (6, "bans of sources that failed to authenticate", _m0006_bans),
+    (7, "events outbox; toll-fraud limits", _m0007_events_tollfraud),
+    (8, "media encryption per extension and trunk", _m0008_media_encryption),
+    (9, "live-call checkpoint; CDR disposition interrupted", _m0009_live_calls),
 ]
 
 

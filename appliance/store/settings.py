@@ -178,6 +178,40 @@ class TimezoneSetting:
         return name
 
 
+@dataclass(frozen=True, slots=True)
+class NetworksSetting:
+    """A comma-separated list of IP addresses and networks (`192.168.1.0/24, 10.0.0.5`),
+    possibly empty; stored as Python's `ipaddress` writes them, a lone address without /32."""
+
+    key: str
+    default: str
+    help: str
+
+    def validate(self, text: str) -> str:
+        import ipaddress
+
+        written: list[str] = []
+        for item in (part.strip() for part in text.split(",")):
+            if not item:
+                continue
+            try:
+                net = ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise SettingError(
+                    T(
+                        "{key}: {item!r} is not an IP address or network (e.g. 192.168.1.0/24,"
+                        " 10.0.0.5)",
+                        key=self.key,
+                        item=item,
+                    )
+                ) from None
+            whole = net.prefixlen == net.max_prefixlen
+            shown = str(net.network_address) if whole else str(net)
+            if shown not in written:
+                written.append(shown)
+        return ",".join(written)
+
+
 COUNTRIES: dict[str, str] = {
     "US": T("United States"),
     "UK": T("United Kingdom"),
@@ -195,7 +229,7 @@ COUNTRIES: dict[str, str] = {
 
 Setting = (
     IntSetting | ListSetting | TextSetting | DigitsSetting | ChoiceSetting | TimezoneSetting
-    | DestinationSetting
+    | DestinationSetting | NetworksSetting
 )  # fmt: skip
 
 SETTINGS: dict[str, Setting] = {
@@ -229,6 +263,16 @@ SETTINGS: dict[str, Setting] = {
                 " has sent no SIP message is closed, or the new one refused"
             ),
         ),
+        IntSetting(
+            "sip.overload_queue_kib",
+            512,
+            16,
+            4096,
+            T(
+                "SIP waiting to be read (KiB) beyond which new calls and registrations are"
+                " refused with 503 until half of it is served"
+            ),
+        ),
         ListSetting(
             "sip.digest_algorithms",
             "MD5",
@@ -243,6 +287,73 @@ SETTINGS: dict[str, Setting] = {
             "calls.media_timeout", 60, 5, 3600, T("calls with no RTP either way are hung up (s)")
         ),
         IntSetting("calls.max_duration", 10800, 60, 86400, T("longest call before it is cut (s)")),
+        IntSetting(
+            "security.ban_failures",
+            5,
+            1,
+            1000,
+            T(
+                "failed authentications (or calls to unknown numbers) from one address that ban"
+                " it; the first challenge a phone gets is no failure"
+            ),
+        ),
+        IntSetting(
+            "security.ban_window",
+            600,
+            10,
+            86400,
+            T("the failures that ban an address must come within this many seconds"),
+        ),
+        IntSetting(
+            "security.ban_time",
+            3600,
+            60,
+            30 * 86400,
+            T("how long a first ban lasts (s); each repeat ban of the address lasts twice as long"),
+        ),
+        IntSetting(
+            "security.rate_limit",
+            100,
+            0,
+            100_000,
+            T(
+                "SIP messages a second one address may send (bursts of twice that); more are"
+                " dropped. Allowed addresses are not limited (0: no limit)"
+            ),
+        ),
+        NetworksSetting(
+            "security.allow",
+            "127.0.0.1,::1",
+            T(
+                "addresses and networks never banned nor rate-limited, comma-separated (the"
+                " office's LAN, e.g. 192.168.1.0/24); trunks' providers and addresses that"
+                " authenticated in the last hour are never banned either"
+            ),
+        ),
+        IntSetting(
+            "tollfraud.max_outbound_calls",
+            2,
+            0,
+            1000,
+            T("outbound calls an extension may have up at once, unless it has its own (0: none)"),
+        ),
+        IntSetting(
+            "tollfraud.international_minutes_per_day",
+            300,
+            0,
+            100_000,
+            T(
+                "international minutes the office may talk per day (office time zone); then new"
+                " international calls are refused and live ones cut (0: no limit)"
+            ),
+        ),
+        IntSetting(
+            "events.retention_days",
+            90,
+            0,
+            3650,
+            T("events (alerts) older than this are deleted (days; 0 keeps them for ever)"),
+        ),
         IntSetting(
             "cdrs.retention_days",
             365,

@@ -43,6 +43,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         extensions,
         i18n,
         routes,
+        security,
         setup,
         system,
         trunks,
@@ -75,7 +76,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     csrf.init_app(app)
     auth.init_app(app)
-    for module in (auth, setup, dashboard, extensions, trunks, dids, routes, cdrs, system, api):
+    pages = (auth, setup, dashboard, extensions, trunks, dids, routes, cdrs, security, system)
+    for module in (*pages, api):
         app.register_blueprint(module.bp)
     csrf.exempt(api.bp)  # bearer tokens, never cookies: there is nothing to forge
     return app

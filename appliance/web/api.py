@@ -1,5 +1,5 @@
 """The REST API under /api/v1: extensions, SIP trunks, the office's numbers (DIDs), outbound
-routes, call records, registrations and live calls, for CRMs and scripts. Bearer-token
+routes, call records, registrations, live calls and bans, for CRMs and scripts. Bearer-token
 authentication (tokens made on the system page); every error is JSON `{"error": {"code",
 "message"}}`; described by /api/v1/openapi.json (appliance.web.openapi).
 """
@@ -13,14 +13,24 @@ from flask import Blueprint, g, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from appliance.numbering import PERMISSION_CLASSES
-from appliance.store import cdrs, destinations, dids, extensions, registrations, routes, tokens
+from appliance.store import (
+    bans,
+    cdrs,
+    destinations,
+    dids,
+    encryption,
+    extensions,
+    registrations,
+    routes,
+    tokens,
+)
 from appliance.store import trunks as trunk_store
 from appliance.store.db import transaction
 from appliance.store.dids import DidError, DidTaken
 from appliance.store.extensions import ExtensionError, ExtensionExists
 from appliance.store.routes import RouteError, RouteExists
 from appliance.store.trunks import TrunkError, TrunkExists
-from appliance.web import corectl
+from appliance.web import corectl, security
 from appliance.web.auth import access, get_db, view_access
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -62,6 +72,7 @@ def _authenticate() -> None:
 KINDS = {
     "string": "a string",
     "integer": "a whole number",
+    "integer or null": "a whole number or null",
     "boolean": "true or false",
     "strings": "a list of strings",
 }
@@ -71,6 +82,8 @@ KINDS = {
 def _typed(value: object, kind: str) -> bool:
     if kind == "integer":
         return isinstance(value, int) and not isinstance(value, bool)
+    if kind == "integer or null":
+        return value is None or _typed(value, "integer")
     if kind == "boolean":
         return isinstance(value, bool)
     if kind == "strings":
@@ -112,6 +125,8 @@ def _extension_json(ext: extensions.Extension, registered: int) -> dict[str, Any
     return {
         "number": ext.number, "name": ext.name, "registered": registered,
         "permissions": list(ext.permissions), "caller_id": ext.caller_id,
+        "max_outbound_calls": ext.max_outbound_calls,
+        "media_encryption": encryption.of_extension(get_db(), ext.number) or encryption.DEFAULT,
     }  # fmt: skip
 
 
@@ -177,8 +192,11 @@ def get_extension(number: str) -> ResponseReturnValue:
 def update_extension(number: str) -> ResponseReturnValue:
     _extension(number)
     data = _body(
-        {"name": False, "permissions": False, "caller_id": False}, {"permissions": "strings"},
-        some=True, enums={"permissions": PERMISSION_CLASSES},
+        {"name": False, "permissions": False, "caller_id": False, "max_outbound_calls": False,
+         "media_encryption": False},
+        {"permissions": "strings", "max_outbound_calls": "integer or null"},
+        some=True,
+        enums={"permissions": PERMISSION_CLASSES, "media_encryption": encryption.POLICIES},
     )  # fmt: skip
     db = get_db()
     try:
@@ -189,6 +207,10 @@ def update_extension(number: str) -> ResponseReturnValue:
                 extensions.set_permissions(db, number, data["permissions"])
             if "caller_id" in data:
                 extensions.set_caller_id(db, number, data["caller_id"])
+            if "max_outbound_calls" in data:
+                extensions.set_max_outbound_calls(db, number, data["max_outbound_calls"])
+            if "media_encryption" in data:
+                encryption.set_for_extension(db, number, data["media_encryption"])
     except ExtensionError as exc:
         raise _rejected(exc) from None
     corectl.reload()
@@ -292,6 +314,28 @@ def list_calls() -> ResponseReturnValue:
     return jsonify(core="running" if state else "stopped", calls=state["calls"] if state else [])
 
 
+# --- bans -------------------------------------------------------------------------------------
+
+
+@bp.route("/bans", methods=["GET"])
+@access("viewer")
+def list_bans() -> ResponseReturnValue:
+    rows, _running = security.current_bans()
+    return jsonify(bans=rows)
+
+
+@bp.route("/bans/<address>", methods=["DELETE"])
+@access("admin")
+def delete_ban(address: str) -> ResponseReturnValue:
+    try:
+        canonical = bans.canonical_address(address)
+    except ValueError:  # no address at all: banned it cannot be either
+        raise ApiError(404, f"{address!r} is not a banned address (not an IP address)") from None
+    if not security.lift(canonical):
+        raise ApiError(404, f"{canonical} is not banned")
+    return "", 204
+
+
 # --- trunks -----------------------------------------------------------------------------------
 
 TRUNK_FIELDS: dict[str, str] = {
@@ -300,12 +344,14 @@ TRUNK_FIELDS: dict[str, str] = {
     "from_domain": "string", "codecs": "string", "max_calls": "integer", "expires": "integer",
     "options_interval": "integer", "external_address": "string", "match_cidrs": "string",
     "did_from": "string", "late_offer": "boolean", "enabled": "boolean",
+    "media_encryption": "string",
 }  # fmt: skip
 """What a trunk's body may set, and each field's JSON type (the store's fields)."""
 
 TRUNK_ENUMS: dict[str, tuple[str, ...]] = {
     "kind": trunk_store.KINDS,
     "transport": trunk_store.TRANSPORTS,
+    "media_encryption": encryption.POLICIES,
 }
 
 LIVE_KEYS = ("state", "last_response", "registered_until", "options_rtt_ms", "calls")
@@ -316,6 +362,7 @@ def _trunk_json(trunk: trunk_store.Trunk, live: dict[str, Any] | None) -> dict[s
     when none is set), and `status` as the running core reports it (null when it does not)."""
     shown = trunk.masked()
     del shown["instance"]  # the box's own Contact parameter, nothing to set
+    shown["media_encryption"] = encryption.of_trunk(get_db(), trunk.name) or encryption.DEFAULT
     shown["status"] = None if live is None else {k: live.get(k) for k in LIVE_KEYS}
     return shown
 
@@ -348,8 +395,13 @@ def create_trunk() -> ResponseReturnValue:
         enums=TRUNK_ENUMS,
     )  # fmt: skip
     name = data.pop("name")
+    policy = data.pop("media_encryption", None)
+    db = get_db()
     try:
-        trunk = trunk_store.add(get_db(), name, **data)
+        with transaction(db):
+            trunk = trunk_store.add(db, name, **data)
+            if policy is not None:
+                encryption.set_for_trunk(db, name, policy)
     except TrunkError as exc:
         raise ApiError(409 if isinstance(exc, TrunkExists) else 400, str(exc)) from None
     corectl.reload()
@@ -367,8 +419,13 @@ def get_trunk(name: str) -> ResponseReturnValue:
 def update_trunk(name: str) -> ResponseReturnValue:
     _trunk(name)
     data = _body(dict.fromkeys(TRUNK_FIELDS, False), TRUNK_FIELDS, some=True, enums=TRUNK_ENUMS)
+    policy = data.pop("media_encryption", None)
+    db = get_db()
     try:
-        trunk = trunk_store.update(get_db(), name, **data)
+        with transaction(db):
+            trunk = trunk_store.update(db, name, **data) if data else _trunk(name)
+            if policy is not None:
+                encryption.set_for_trunk(db, name, policy)
     except TrunkError as exc:
         raise ApiError(400, str(exc)) from None
     corectl.reload()

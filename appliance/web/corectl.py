@@ -69,6 +69,33 @@ def _failure(exc: Exception, trunk: str) -> str:
     return str(exc) or type(exc).__name__
 
 
+def bans() -> list[dict[str, Any]] | None:
+    """The bans in force in the running core (address, reason, banned_at, until, remaining,
+    count), or None when it is down (the store has them then: `store.bans`)."""
+    try:
+        answer = control.call(current_app.config["DATA_DIR"], "bans", timeout=3.0)
+    except (control.ControlError, OSError, ValueError) as exc:
+        logger.debug("core bans unavailable: %s", exc)
+        return None
+    return list(answer["bans"])
+
+
+def lift_ban(address: str) -> bool | None:
+    """Ask the running core to lift `address`'s ban (a canonical address): whether one was in
+    force (False too when the core failed to answer); None when the core is down (then the
+    store's row is removed instead)."""
+    try:
+        answer = control.call(
+            current_app.config["DATA_DIR"], "ban_remove", timeout=3.0, address=address
+        )
+    except (control.ControlError, OSError, ValueError) as exc:
+        logger.info("core did not lift the ban of %s: %s", address, exc)
+        if control.socket_path(current_app.config["DATA_DIR"]).exists():
+            return False  # running, and it failed: the store's row alone would come back
+        return None
+    return bool(answer["removed"])
+
+
 def restart() -> bool:
     """Ask the core to restart in place; False when it is not running."""
     return _command("restart")

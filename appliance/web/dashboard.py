@@ -12,12 +12,13 @@ import os
 import time
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, render_template
+from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
-from appliance.store import cdrs, registrations, settings
-from appliance.web import corectl, health, trunks
+from appliance.store import cdrs, events, registrations, settings
+from appliance.web import alerts, corectl, health, trunks
 from appliance.web.auth import access, get_db
+from appliance.web.forms import ConfirmForm
 from appliance.web.i18n import _, label, ngettext
 
 bp = Blueprint("dashboard", __name__)
@@ -80,6 +81,7 @@ def state() -> dict[str, Any]:
         "answered_24h": answered_24h,
         "minutes_24h": minutes_24h,
         "phrases": phrases(len(registered), len(calls), calls_24h, answered_24h, minutes_24h),
+        "alerts": alerts.shown(db),
     }
     return found
 
@@ -88,7 +90,21 @@ def state() -> dict[str, Any]:
 @access("viewer")
 def index() -> ResponseReturnValue:
     found = state()
-    return render_template("dashboard.html", state=found, phrases=found["phrases"])
+    return render_template(
+        "dashboard.html", state=found, phrases=found["phrases"], confirm=ConfirmForm()
+    )
+
+
+@bp.route("/alerts/<int:event_id>/acknowledge", methods=["POST"])
+@access("admin")
+def acknowledge(event_id: int) -> ResponseReturnValue:
+    """An admin has seen an alert: it leaves the dashboard (the event stays in the outbox)."""
+    if ConfirmForm().validate_on_submit():
+        if events.acknowledge(get_db(), event_id, g.user.username):
+            flash(_("Alert acknowledged."))
+        else:
+            flash(_("That alert was acknowledged already."), "error")
+    return redirect(url_for("dashboard.index"))
 
 
 @bp.route("/dashboard/state")

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from markupsafe import Markup
 
-from appliance.store import extensions, registrations
+from appliance.store import encryption, extensions, registrations
 from appliance.store.db import transaction
 from appliance.store.extensions import ExtensionError
 from appliance.web import corectl
@@ -82,9 +82,12 @@ def _existing(number: str) -> extensions.Extension:
 def edit(number: str) -> ResponseReturnValue:
     ext = _existing(number)
     db = get_db()
+    own_limit = "" if ext.max_outbound_calls is None else str(ext.max_outbound_calls)
     form = ExtensionEditForm(
-        data={"name": ext.name, "permissions": list(ext.permissions), "caller_id": ext.caller_id}
-    )
+        data={"name": ext.name, "permissions": list(ext.permissions), "caller_id": ext.caller_id,
+              "max_outbound_calls": own_limit,
+              "media_encryption": encryption.of_extension(db, number)}
+    )  # fmt: skip
     form.offer(db)
     if form.validate_on_submit():
         try:
@@ -92,6 +95,8 @@ def edit(number: str) -> ResponseReturnValue:
                 extensions.rename(db, number, text(form.name))
                 extensions.set_permissions(db, number, form.permissions.data or [])
                 extensions.set_caller_id(db, number, text(form.caller_id))
+                extensions.set_max_outbound_calls(db, number, text(form.max_outbound_calls))
+                encryption.set_for_extension(db, number, text(form.media_encryption))
         except ExtensionError as exc:
             refuse(form, exc.field, translate(exc), "name")
         else:

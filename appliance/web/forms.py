@@ -114,6 +114,7 @@ DISPOSITION_NAMES = {
     "no-answer": _l("No answer"),
     "failed": _l("Failed"),
     "cancelled": _l("Cancelled"),
+    "interrupted": _l("Interrupted"),
 }
 """How a call ended (`appliance.store.cdrs.DISPOSITIONS`), as the call list's filter says it."""
 DIRECTION_NAMES = {
@@ -236,6 +237,24 @@ class ExtensionForm(FlaskForm):
     )  # fmt: skip
 
 
+MEDIA_ENCRYPTION_CHOICES = choices(
+    [("optional", _l("Optional: SRTP when the phone offers it")),
+     ("required", _l("Required: SRTP only (phones on SIP over TLS)")),
+     ("none", _l("None: plain RTP only"))]
+)  # fmt: skip
+MEDIA_ENCRYPTION_HELP = _l(
+    "Whether calls' audio is encrypted (SRTP with SDES keys, which the box exchanges only"
+    " over SIP over TLS). Required refuses calls whose audio would not be encrypted."
+)
+
+
+def media_encryption_field() -> SelectField:
+    return SelectField(
+        _l("Media encryption"), choices=MEDIA_ENCRYPTION_CHOICES, default="optional",
+        description=MEDIA_ENCRYPTION_HELP,
+    )  # fmt: skip
+
+
 class ExtensionEditForm(FlaskForm):
     name = StringField(
         _l("Name"), description=_l("Who sits at this phone; shown as caller ID on other phones.")
@@ -255,6 +274,16 @@ class ExtensionEditForm(FlaskForm):
             " use the route's or the trunk's."
         ),
     )  # fmt: skip
+    max_outbound_calls = StringField(
+        _l("Outside calls at once"), render_kw={"inputmode": "numeric"},
+        description=_l(
+            "How many calls to outside numbers this phone may have up at the same time;"
+            " more are refused (toll-fraud protection). Empty for the office's default,"
+            " 0 for no limit."
+        ),
+    )  # fmt: skip
+
+    media_encryption = media_encryption_field()
 
     def offer(self, db: Database) -> None:
         """The choices that come from the store: the office's numbers."""
@@ -374,6 +403,7 @@ class TrunkForm(FlaskForm):
         _l("In use"), default=True,
         description=_l("Untick to keep the trunk without registering or sending calls by it."),
     )  # fmt: skip
+    media_encryption = media_encryption_field()
 
 
 class NewTrunkForm(TrunkForm):
@@ -483,6 +513,19 @@ class RouteMoveForm(FlaskForm):
 
 class ConfirmForm(FlaskForm):
     """A button that changes something: only its CSRF token is checked."""
+
+
+class AllowListForm(FlaskForm):
+    """The security page's allow-list (setting `security.allow`, checked by the store)."""
+
+    allow = StringField(
+        _l("Never ban"),
+        description=_l(
+            "Addresses and networks, comma-separated, that are never banned nor rate-limited:"
+            " the office's LAN, e.g. 192.168.1.0/24. Trunks' providers and addresses that"
+            " authenticated in the last hour are never banned either."
+        ),
+    )
 
 
 class CdrFilterForm(FlaskForm):

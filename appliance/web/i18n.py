@@ -80,6 +80,7 @@ LABELS = {
     "busy": _l("busy"),
     "no-answer": _l("no answer"),
     "cancelled": _l("cancelled"),
+    "interrupted": _l("interrupted"),
     "caller": _l("caller"),
     "callee": _l("callee"),
     "system": _l("the box"),

@@ -10,6 +10,7 @@ from typing import Any
 from appliance.numbering import PERMISSION_CLASSES
 from appliance.store.cdrs import DIRECTIONS, DISPOSITIONS
 from appliance.store.destinations import HANGUP_CAUSES
+from appliance.store.encryption import POLICIES
 from appliance.store.trunks import CODECS, DID_SOURCES, KINDS, TRANSPORTS
 
 NUMBER = {"type": "string", "pattern": "^[0-9]{2,6}$", "example": "101"}
@@ -80,6 +81,12 @@ TRUNK_PARAM = {"name": "name", "in": "path", "required": True, "schema": TRUNK_N
 ROUTE_PARAM = {"name": "name", "in": "path", "required": True, "schema": ROUTE_NAME}
 DID_PARAM = {"name": "number", "in": "path", "required": True, "schema": DID_NUMBER}
 
+MEDIA_ENCRYPTION: dict[str, Any] = {
+    "type": "string", "enum": list(POLICIES),
+    "description": "SRTP (SDES keys, over SIP over TLS only): none; optional (accept SRTP, offer"
+                   " plain RTP; the default); required (refuse plain RTP with 488, offer SRTP)",
+}  # fmt: skip
+
 TRUNK_SETTINGS: dict[str, Any] = {
     "kind": {
         "type": "string", "enum": list(KINDS),
@@ -118,6 +125,7 @@ TRUNK_SETTINGS: dict[str, Any] = {
     },
     "late_offer": {"type": "boolean"},
     "enabled": {"type": "boolean"},
+    "media_encryption": MEDIA_ENCRYPTION,
 }  # fmt: skip
 """The settings of a trunk. The store checks them (`appliance.store.trunks`) and refuses what
 does not fit with 400; text it trims or reads in any case is not narrowed further here."""
@@ -135,6 +143,12 @@ ROUTE_SETTINGS: dict[str, Any] = {
     "caller_id": CALLER_ID,
 }  # fmt: skip
 
+MAX_OUTBOUND_CALLS: dict[str, Any] = {
+    "type": "integer", "minimum": 0, "maximum": 1000, "nullable": True,
+    "description": "outbound calls it may have up at once (toll-fraud limit); 0: no limit;"
+                   " null: the setting tollfraud.max_outbound_calls",
+}  # fmt: skip
+
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -149,13 +163,23 @@ SCHEMAS: dict[str, Any] = {
     },
     "Extension": {
         "type": "object",
-        "required": ["number", "name", "registered", "permissions", "caller_id"],
+        "required": [
+            "number",
+            "name",
+            "registered",
+            "permissions",
+            "caller_id",
+            "max_outbound_calls",
+            "media_encryption",
+        ],
         "properties": {
             "number": NUMBER,
             "name": NAME,
             "registered": {"type": "integer", "minimum": 0, "description": "bindings now"},
             "permissions": PERMISSIONS,
             "caller_id": CALLER_ID,
+            "max_outbound_calls": MAX_OUTBOUND_CALLS,
+            "media_encryption": MEDIA_ENCRYPTION,
         },
     },
     "ExtensionWithPassword": {
@@ -180,7 +204,13 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "minProperties": 1,
         "additionalProperties": False,
-        "properties": {"name": NAME, "permissions": PERMISSIONS, "caller_id": CALLER_ID},
+        "properties": {
+            "name": NAME,
+            "permissions": PERMISSIONS,
+            "caller_id": CALLER_ID,
+            "max_outbound_calls": MAX_OUTBOUND_CALLS,
+            "media_encryption": MEDIA_ENCRYPTION,
+        },
     },
     "PasswordChange": {
         "type": "object",
@@ -352,6 +382,21 @@ SCHEMAS: dict[str, Any] = {
             "user_agent": {"type": "string"},
             "registered_at": {"type": "number"},
             "expires_in": {"type": "integer"},
+        },
+    },
+    "Ban": {
+        "type": "object",
+        "required": ["address", "reason", "banned_at", "until", "remaining", "count"],
+        "properties": {
+            "address": {"type": "string"},
+            "reason": {"type": "string", "description": "the last refusal, as the log says it"},
+            "banned_at": {"type": "number", "description": "Unix time"},
+            "until": {"type": "number", "description": "Unix time the ban ends"},
+            "remaining": {"type": "integer", "description": "seconds left"},
+            "count": {
+                "type": "integer",
+                "description": "bans of this address so far; each lasts twice the one before",
+            },
         },
     },
     "LiveCall": {
@@ -777,6 +822,30 @@ PATHS: dict[str, Any] = {
             },
         }
     },
+    "/bans": {
+        "get": {
+            "summary": "Addresses banned for failed authentications",
+            "description": "A source with security.ban_failures failed authentications (or"
+            " calls to unknown numbers) within security.ban_window seconds is banned: the box"
+            " answers nothing it sends. From the running core, else as stored.",
+            "operationId": "listBans",
+            "responses": {"200": _list("bans", "Ban", "the bans in force, oldest first"), **AUTH},
+        }
+    },
+    "/bans/{address}": {
+        "parameters": [
+            {"name": "address", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+        "delete": {
+            "summary": "Lift a ban (and forget the address's earlier bans)",
+            "operationId": "deleteBan",
+            "responses": {
+                "204": {"description": "lifted"},
+                "404": _error("the address is not banned (or is no IP address)"),
+                **WRITE,
+            },
+        },
+    },
 }
 
 
@@ -787,9 +856,9 @@ def document(server: str) -> dict[str, Any]:
             "title": "PBX appliance API",
             "version": "1",
             "description": "Extensions, SIP trunks, the office's numbers (DIDs), outbound"
-            " routes, call records, registrations and live calls. Create a token on the System"
-            " page and send it as `Authorization: Bearer TOKEN`. Secrets are accepted and never"
-            " answered: a trunk's password reads `********`. Error messages are in English"
+            " routes, call records, registrations, live calls and bans. Create a token on the"
+            " System page and send it as `Authorization: Bearer TOKEN`. Secrets are accepted and"
+            " never answered: a trunk's password reads `********`. Error messages are in English"
             " whatever the request's Accept-Language (the setup page speaks the user's"
             " language; the API's messages are an interface, kept stable: rely on the HTTP"
             " status and `error.code`, and show `error.message` to technicians).",

@@ -15,11 +15,13 @@ import logging
 import re
 import socket
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from appliance import certs
+from appliance.certs import CertificateError
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -41,41 +43,13 @@ HOST_RE = re.compile(
 Peer = tuple[str, int]
 
 
-class TlsError(Exception):
-    """The certificate cannot be made or loaded. `str()` says why."""
+TlsError = CertificateError
+"""The certificate cannot be made or loaded (the box's one certificate, `appliance.certs`)."""
 
 
 def certificate(data_dir: Path, names: Iterable[str] = ()) -> tuple[Path, Path]:
-    """DATA/tls/cert.pem and key.pem, made by `openssl` the first time (self-signed, EC P-256,
-    ten years, for `pbx.local`, `localhost`, the loopback addresses and `names`)."""
-    folder = data_dir / "tls"
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    if cert.exists() and key.exists():
-        return cert, key
-    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-    alt = ["DNS:pbx.local", "DNS:localhost", "IP:127.0.0.1", "IP:::1"]
-    for name in names:
-        entry = f"IP:{name}" if name.replace(".", "").isdigit() or ":" in name else f"DNS:{name}"
-        if name not in ("0.0.0.0", "::") and entry not in alt:
-            alt.append(entry)
-    tmp_key, tmp_cert = folder / "key.pem.tmp", folder / "cert.pem.tmp"
-    command = [
-        "openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-        "-nodes", "-days", "3650", "-subj", "/CN=pbx.local/O=PBX appliance",
-        "-addext", f"subjectAltName={','.join(alt)}",
-        "-keyout", str(tmp_key), "-out", str(tmp_cert),
-    ]  # fmt: skip
-    try:
-        subprocess.run(command, check=True, capture_output=True, text=True, timeout=60)
-    except FileNotFoundError:
-        raise TlsError("openssl is not installed: it makes the HTTPS certificate") from None
-    except subprocess.CalledProcessError as exc:
-        raise TlsError(f"openssl could not make a certificate: {exc.stderr.strip()}") from None
-    tmp_key.chmod(0o600)
-    tmp_key.rename(key)
-    tmp_cert.rename(cert)
-    logger.info("made a self-signed HTTPS certificate: %s", cert)
-    return cert, key
+    """The box's certificate and key (DATA/tls), made the first time: see `appliance.certs`."""
+    return certs.certificate(data_dir, names)
 
 
 class TlsFront:
@@ -87,12 +61,7 @@ class TlsFront:
     so idle or slow connections cannot exhaust the service's memory."""
 
     def __init__(self, cert: Path, key: Path, backend: Peer) -> None:
-        self.context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        self.context.minimum_version = ssl.TLSVersion.TLSv1_2
-        try:
-            self.context.load_cert_chain(cert, key)
-        except (OSError, ssl.SSLError) as exc:
-            raise TlsError(f"cannot load {cert}: {exc}") from None
+        self.context = certs.server_context(cert, key)
         self.backend = backend
         self.peers: dict[Peer, Peer] = {}
         """(address, port) of a connection to waitress -> the client it carries."""

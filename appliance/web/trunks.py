@@ -11,8 +11,9 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 
-from appliance.store import trunks
+from appliance.store import encryption, trunks
 from appliance.store.database import Database
+from appliance.store.db import transaction
 from appliance.store.trunks import Trunk, TrunkError
 from appliance.web import corectl
 from appliance.web.auth import access, get_db
@@ -85,8 +86,11 @@ def new() -> ResponseReturnValue:
     form = NewTrunkForm()
     if form.validate_on_submit():
         name = text(form.name)
+        db = get_db()
         try:
-            trunks.add(get_db(), name, **_values(form))
+            with transaction(db):
+                trunks.add(db, name, **_values(form))
+                encryption.set_for_trunk(db, name, text(form.media_encryption))
         except TrunkError as exc:
             refuse(form, exc.field, translate(exc), "name")
         else:
@@ -101,10 +105,14 @@ def edit(name: str) -> ResponseReturnValue:
     trunk = _existing(name)
     shown = trunk.masked()
     del shown["password"]  # never rendered back, not even masked
+    db = get_db()
+    shown["media_encryption"] = encryption.of_trunk(db, name)
     form = TrunkForm(data=shown)
     if form.validate_on_submit():
         try:
-            trunks.update(get_db(), name, **_values(form))
+            with transaction(db):
+                trunks.update(db, name, **_values(form))
+                encryption.set_for_trunk(db, name, text(form.media_encryption))
         except TrunkError as exc:
             refuse(form, exc.field, translate(exc), "server")
         else:

@@ -66,6 +66,9 @@ class PjsipPhone:
         extra_args: Sequence[str] = (),
         stderr_path: Path | None = None,
         netns: NetNamespace | None = None,
+        tls: bool = False,
+        srtp: str = "disabled",
+        tls_method: str = "default",
     ) -> None:
         """Describe the phone; :meth:`start` runs it (it starts registering at once).
 
@@ -78,6 +81,10 @@ class PjsipPhone:
         ``stderr_path`` if given, else it is inherited. With ``netns`` the phone runs inside
         that namespace (then ``local_host`` should be an address there, e.g. ``netns.host``).
         ``extra_args`` go to the script as they are (``--domain D``, ``--retry S``).
+        With ``tls`` the phone speaks SIP over TLS (``registrar`` is then the box's TLS
+        address, ``local_port`` the phone's TLS port; ``tls_method`` ``tlsv1`` makes it a
+        TLS 1.0-only client); ``srtp`` ``optional`` or ``mandatory`` puts its calls in SRTP
+        with SDES keys.
         """
         self.argv = [
             python, str(PEER_SCRIPT),
@@ -88,6 +95,9 @@ class PjsipPhone:
         ]  # fmt: skip
         if auto_answer:
             self.argv.append("--auto-answer")
+        if tls:
+            self.argv += ["--tls", "--tls-method", tls_method]
+        self.argv += ["--srtp", srtp]
         if record_dir is not None:
             self.argv += ["--record-dir", str(record_dir)]
         self.argv += extra_args

@@ -5,7 +5,8 @@ and receives DTMF, holds and transfers. Run as a subprocess by :mod:`tests.inter
         --local-port 5072 --rtp-port 40000 [--regint 60] [--auto-answer] [--tone 440] \\
         [--record-dir DIR] [--log-level 4]
 
-It registers one account over UDP and prints one JSON object a line on stdout. Every call is
+It registers one account over UDP (``--tls``: over TLS; ``--srtp mandatory``: its calls in
+SRTP with SDES keys) and prints one JSON object a line on stdout. Every call is
 named by its pjsua call id (``"call": 0``); ``call_id`` is its SIP Call-ID.
 
 - ``{"event": "ready", "local": "127.0.0.1:5072", "uri": "sip:101@127.0.0.1"}`` once started;
@@ -111,6 +112,18 @@ MAX_CALLS = 4
 """Call legs one pjsua2-python process handles, whatever ``maxCalls`` says."""
 RTP_PORT_RANGE = 2 * MAX_CALLS
 """RTP ports from ``--rtp-port`` up (RTP even, RTCP above it) for the process's calls."""
+TLS_METHODS = {
+    "default": pj.PJ_SSL_SOCK_PROTO_DEFAULT,
+    "tlsv1": pj.PJ_SSL_SOCK_PROTO_TLS1,
+    "tlsv1_2": pj.PJ_SSL_SOCK_PROTO_TLS1_2,
+}
+"""TLS versions the client offers (`TlsConfig.proto`; its `method` alone does not narrow them:
+the default is TLS 1.0 to 1.2)."""
+SRTP_USE = {
+    "disabled": pj.PJMEDIA_SRTP_DISABLED,
+    "optional": pj.PJMEDIA_SRTP_OPTIONAL,
+    "mandatory": pj.PJMEDIA_SRTP_MANDATORY,
+}
 HANGUP_POLLS = 25
 """``libHandleEvents(20)`` rounds at the end that let the BYEs and CANCELs go out (0.5 s)."""
 RX_LOG = re.compile(r"RX \d+ bytes (Request msg \w+|Response msg \d+/\w+)[^\n]*:\n(.*?)--end msg--",
@@ -308,7 +321,15 @@ class Peer:
         transport = pj.TransportConfig()
         transport.port = args.local_port
         transport.boundAddress = args.local_host
-        self.endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+        if args.tls:
+            # The box's certificate is self-signed: not verified here (the test checks the
+            # box's TLS policy by itself). `--tls-method tlsv1` makes a TLS 1.0-only client.
+            if TLS_METHODS[args.tls_method]:
+                transport.tlsConfig.proto = TLS_METHODS[args.tls_method]
+            transport.tlsConfig.verifyServer = False
+            self.endpoint.transportCreate(pj.PJSIP_TRANSPORT_TLS, transport)
+        else:
+            self.endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
         self.endpoint.libStart()
         self.endpoint.audDevManager().setNullDev()
         for codec in self.endpoint.codecEnum2():
@@ -328,12 +349,19 @@ class Peer:
         registrar_host = args.registrar.rsplit(":", 1)[0]
         account_config = pj.AccountConfig()
         account_config.idUri = f"sip:{args.user}@{args.domain or registrar_host}"
-        account_config.regConfig.registrarUri = f"sip:{args.registrar}"
+        tls = ";transport=tls" if args.tls else ""
+        account_config.regConfig.registrarUri = f"sip:{args.registrar}{tls}"
         account_config.regConfig.timeoutSec = args.regint
         account_config.regConfig.retryIntervalSec = args.retry
         account_config.sipConfig.authCreds.append(
             pj.AuthCredInfo("digest", "*", args.user, 0, args.password)
         )
+        if args.srtp != "disabled":  # SDES (RFC 4568) only, not DTLS-SRTP
+            account_config.mediaConfig.srtpUse = SRTP_USE[args.srtp]
+            account_config.mediaConfig.srtpSecureSignaling = 0
+            keying = pj.IntVector()
+            keying.append(pj.PJMEDIA_SRTP_KEYING_SDES)
+            account_config.mediaConfig.srtpOpt.keyings = keying
         media = account_config.mediaConfig.transportConfig
         media.port = args.rtp_port
         media.portRange = RTP_PORT_RANGE
@@ -497,6 +525,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--record-dir", help="record each call's received audio here")
     parser.add_argument("--log-level", type=int, default=1, help="PJSIP log level on stderr")
     parser.add_argument("--poll-ms", type=int, default=20, help="libHandleEvents timeout")
+    parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="SIP over TLS: --local-port is the TLS port, --registrar the box's",
+    )
+    parser.add_argument(
+        "--tls-method",
+        choices=sorted(TLS_METHODS),
+        default="default",
+        help="TLS versions the client offers (tlsv1: TLS 1.0 only)",
+    )
+    parser.add_argument(
+        "--srtp",
+        choices=sorted(SRTP_USE),
+        default="disabled",
+        help="SRTP with SDES keys: optional or mandatory",
+    )
     args = parser.parse_args(argv)
 
     global events

@@ -13,6 +13,7 @@ advertised, so the box's symmetric-RTP latching keeps pointing here.
 
 from __future__ import annotations
 
+import itertools
 import os
 import queue
 import socket
@@ -103,6 +104,10 @@ class RtpEndpoint:
     def __init__(self, host: str = "127.0.0.1") -> None:
         self.sock = _even_port_socket(host)
         self.packets: Feed[RtpPacket] = Feed()
+        self.arrivals: list[float] = []
+        """When each of `packets` arrived (`time.monotonic()`), by the same index."""
+        self.sent_at: list[float] = []
+        """When each packet sent left (`time.monotonic()`)."""
         self.remote: Address | None = None
         self.sent = 0
         self._digits: queue.SimpleQueue[tuple[str, int]] = queue.SimpleQueue()
@@ -129,8 +134,10 @@ class RtpEndpoint:
                 continue
             except OSError:
                 break
+            arrived = time.monotonic()
             packet = RtpPacket.parse(data, (str(source[0]), int(source[1])))
             if packet is not None:
+                self.arrivals.append(arrived)
                 self.packets.append(packet)
         self.packets.close()
 
@@ -176,6 +183,7 @@ class RtpEndpoint:
             except OSError:
                 break
             self.sent += 1
+            self.sent_at.append(time.monotonic())
             marker = False
             seq = (seq + 1) & 0xFFFF
             timestamp = (timestamp + SAMPLES) & 0xFFFFFFFF
@@ -232,6 +240,17 @@ class RtpEndpoint:
     def mark(self) -> int:
         """The number of packets received so far (for `since`)."""
         return self.packets.mark()
+
+    def largest_gap(self, since: int, until: int) -> float:
+        """The longest time (s) between two packets arriving, packets `since` to `until`."""
+        times = self.arrivals[since:until]
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
+
+    def largest_send_gap(self, start: float, end: float) -> float:
+        """The longest time (s) between two packets this endpoint sent in [start, end]
+        (`time.monotonic()`): its own pacing, which a busy CPU can stretch."""
+        times = [t for t in list(self.sent_at) if start <= t <= end]
+        return max((b - a for a, b in itertools.pairwise(times)), default=0.0)
 
     def close(self) -> None:
         self._stop.set()

@@ -297,13 +297,13 @@ def _run_dir(
 def _argv(
     scenario: str, target: tuple[str, int], inject: Path, run_dir: Path, *, port: int,
     transport: Transport, calls: int, timeout: float, media: Sequence[str] = (),
-    extra: Sequence[str] = (),
+    extra: Sequence[str] = (), host: str = "127.0.0.1",
 ) -> tuple[str, ...]:  # fmt: skip
     return (
         SIPP, f"{target[0]}:{target[1]}",
         "-sf", str(SCENARIOS / scenario),
         "-inf", str(inject),
-        "-i", "127.0.0.1", "-p", str(port), "-t", transport,
+        "-i", host, "-p", str(port), "-t", transport,
         *media,
         "-m", str(calls), "-nostdin",
         "-timeout", f"{int(timeout)}s", "-timeout_error",
@@ -337,8 +337,10 @@ def run_sipp(
     transport: Transport = "u1",
     calls: int = 1,
     timeout: float = 30.0,
+    host: str = "127.0.0.1",
 ) -> SippRun:
-    """Run `scenario` (a file name in :data:`SCENARIOS`) from 127.0.0.1:`port` to `target`.
+    """Run `scenario` (a file name in :data:`SCENARIOS`) from `host`:`port` to `target`
+    (`host` another loopback address for a test that tells sources apart).
 
     `rows` become the injection file (read SEQUENTIAL, one row per call). sipp gives up after
     `timeout` seconds (`-timeout`, counted as a failure); the process is killed, by its PID,
@@ -348,13 +350,123 @@ def run_sipp(
         raise ValueError("sipp must not use port 5060")
     run_dir, inject = _run_dir(workdir, scenario, port, rows)
     argv = _argv(scenario, target, inject, run_dir, port=port, transport=transport,
-                 calls=calls, timeout=timeout)  # fmt: skip
+                 calls=calls, timeout=timeout, host=host)  # fmt: skip
     logger.info("running %s", " ".join(argv))
     proc = subprocess.run(
         argv, cwd=run_dir, capture_output=True, text=True, timeout=timeout + GRACE, check=False
     )
     (run_dir / "output.txt").write_text(proc.stdout + proc.stderr)
     return _result(argv, proc.returncode, run_dir, proc.stdout + proc.stderr)
+
+
+@dataclass(frozen=True)
+class SippLoad:
+    """What a sipp load run (`run_sipp_load`) counted: its statistics file, one row a second
+    and a final one, by column name (sipp's cumulative counters end in ``(C)``)."""
+
+    argv: tuple[str, ...]
+    returncode: int
+    rows: tuple[dict[str, str], ...]
+    output: str
+
+    def total(self, column: str) -> int:
+        """A cumulative counter (``SuccessfulCall``, ``FailedUnexpectedMessage``,
+        ``TotalCallCreated``, ...) at the end of the run."""
+        return _counter(self.rows[-1], column) if self.rows else 0
+
+    @property
+    def failures(self) -> dict[str, int]:
+        """Failed calls by sipp's reason (``UnexpectedMessage``, ``MaxUDPRetrans``, ...)."""
+        last = self.rows[-1] if self.rows else {}
+        return {
+            name[len("Failed") : -len("(C)")]: int(value)
+            for name, value in last.items()
+            if name.startswith("Failed") and name.endswith("(C)") and name != "FailedCall(C)"
+            and value.isdigit() and int(value)
+        }  # fmt: skip
+
+    def rate(self, column: str = "SuccessfulCall") -> float:
+        """`column` per second while sipp was still starting calls (from its first row to the
+        first row at which every call was created): the rate the box kept up during the load,
+        not diluted by the wait for the last answers."""
+        rows = [r for r in self.rows if r.get("CurrentTime")]
+        if len(rows) < 2:
+            return 0.0
+        created = _counter(rows[-1], "TotalCallCreated")
+        end = next((r for r in rows if _counter(r, "TotalCallCreated") >= created), rows[-1])
+        if end is rows[0]:
+            end = rows[-1]
+        seconds = _epoch(end["CurrentTime"]) - _epoch(rows[0]["CurrentTime"])
+        done = _counter(end, column) - _counter(rows[0], column)
+        return done / seconds if seconds > 0 else 0.0
+
+    def describe(self) -> str:
+        return (
+            f"$ {' '.join(self.argv)}\nexit status {self.returncode}\n"
+            f"final statistics: {self.rows[-1] if self.rows else '(none)'}\n"
+            f"output (tail):\n{self.output[-2000:]}"
+        )
+
+
+def _counter(row: dict[str, str], column: str) -> int:
+    """A cumulative counter of a statistics row (most end in ``(C)``; TotalCallCreated not)."""
+    value = row.get(f"{column}(C)", row.get(column, "0"))
+    return int(value) if value.isdigit() else 0
+
+
+def _epoch(cell: str) -> float:
+    """A sipp time cell ``YYYY-MM-DD<TAB>HH:MM:SS.ffffff<TAB>EPOCH`` (the epoch last)."""
+    return float(cell.rsplit("\t", maxsplit=1)[-1])
+
+
+LOAD_BUFFER = 4 << 20
+"""sipp's socket buffers for a load (`-buff_size`; its default, 64 KiB, overflows while it is
+busy sending, and the answers it drops come back as retransmissions and timeouts)."""
+
+
+def run_sipp_load(
+    scenario: str,
+    target: tuple[str, int],
+    rows: Sequence[Sequence[str | int]],
+    *,
+    workdir: Path,
+    port: int,
+    rate: int,
+    calls: int,
+    timeout: float,
+    recv_timeout_ms: int = 5000,
+    cpu: int | None = None,
+) -> SippLoad:
+    """Run `scenario` as a load: `rate` calls a second, `calls` in all (bounded in count and by
+    `timeout` seconds), logging no messages (a load's would be hundreds of MiB) but sipp's
+    statistics every second. A call that fails just ends (no BYE for a REGISTER
+    refused: a phone sends none). The process is killed, by its PID, if it
+    outlives `timeout` by :data:`GRACE`. `cpu`: the one CPU sipp runs on (`taskset`).
+    """
+    if port == 5060:
+        raise ValueError("sipp must not use port 5060")
+    run_dir, inject = _run_dir(workdir, scenario, port, rows)
+    stats = run_dir / "stats.csv"
+    pinned = () if cpu is None else ("taskset", "-c", str(cpu))
+    argv = (
+        *pinned, SIPP, f"{target[0]}:{target[1]}",
+        "-sf", str(SCENARIOS / scenario), "-inf", str(inject),
+        "-i", "127.0.0.1", "-p", str(port), "-t", "u1", "-r", str(rate), "-rp", "1000",
+        "-m", str(calls), "-recv_timeout", str(recv_timeout_ms), "-timeout", f"{int(timeout)}s",
+        "-max_recv_loops", "10000", "-max_sched_loops", "10000", "-nostdin",
+        "-default_behaviors", "all,-bye",
+        "-buff_size", str(LOAD_BUFFER),
+        "-trace_stat", "-stf", str(stats), "-fd", "1",
+    )  # fmt: skip
+    logger.info("running %s", " ".join(argv))
+    proc = subprocess.run(
+        argv, cwd=run_dir, capture_output=True, text=True, timeout=timeout + GRACE, check=False
+    )
+    (run_dir / "output.txt").write_text(proc.stdout + proc.stderr)
+    lines = [line for line in _read(stats).splitlines() if line.strip()]
+    names = lines[0].rstrip(";").split(";") if lines else []
+    table = tuple(dict(zip(names, line.rstrip(";").split(";"), strict=False)) for line in lines[1:])
+    return SippLoad(argv, proc.returncode, table, proc.stdout + proc.stderr)
 
 
 class BackgroundSipp:
@@ -378,13 +490,15 @@ class BackgroundSipp:
         timeout: float = 30.0,
         extra: Sequence[str] = (),
         transport: Transport = "u1",
+        host: str = "127.0.0.1",
     ) -> None:
         """Describe the run; :meth:`start` starts it.
 
         `rows` become its injection file (read SEQUENTIAL, one row per call, wrapping round;
         see the scenario's header); `media_port` is sipp's own ``-mp`` (it binds it and the
         port two above: take it from :func:`free_media_port`). sipp plays `calls` calls and
-        fails after `timeout` s; `extra` are more sipp arguments; `transport` its `-t`.
+        fails after `timeout` s; `extra` are more sipp arguments; `transport` its `-t`;
+        `host` the loopback address it sends from (signalling and media).
         """
         if 5060 in (port, media_port):
             raise ValueError("sipp must not use port 5060")
@@ -392,9 +506,10 @@ class BackgroundSipp:
         for name, audio in AUDIO.items():
             (self.run_dir / name).write_bytes(audio)
         self.timeout = timeout
-        media = ("-mi", "127.0.0.1", "-mp", str(media_port), "-ci", "127.0.0.1")
+        media = ("-mi", host, "-mp", str(media_port), "-ci", host)
         self.argv = _argv(scenario, target, inject, self.run_dir, port=port, transport=transport,
-                          calls=calls, timeout=timeout, media=media, extra=extra)  # fmt: skip
+                          calls=calls, timeout=timeout, media=media, extra=extra,
+                          host=host)  # fmt: skip
         self.stderr: Feed[str] = Feed()
         """sipp's standard error, line by line, as it comes."""
         self._proc: subprocess.Popen[str] | None = None

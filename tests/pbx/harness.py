@@ -5,7 +5,8 @@ real SQLite file with extensions 101-103, listening on 127.0.0.1 (a free port) w
 SIP timers and a random RTP port range, and hands `test` a `Box`. User agents (`Ua`) are our own
 `SipEndpoint`s on loopback: they register, call with digest credentials, and answer what the box
 sends them as the test scripts it. Every wait is an awaited event bounded by a timeout; a test
-fails if anything in the loop logged an error or raised in a callback.
+fails if anything logged an error or a traceback, raised in a callback of the loop, or killed a
+thread (tests/pbx/test_harness.py shows each is caught).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import asyncio
 import errno
 import logging
 import random
+import ssl
+import threading
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
@@ -21,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from appliance import certs
 from appliance.pbx import core as core_module
 from appliance.pbx.core import Core, CoreError, CoreOptions
 from appliance.pbx.legs import Call, Leg
@@ -39,6 +43,7 @@ from appliance.sip.ua import uac
 from appliance.sip.ua.auth import ClientAuth, Credentials
 from appliance.sip.ua.invite import OutgoingInvite
 from appliance.store import cdrs, extensions, settings
+from appliance.store.database import Database
 from appliance.store.db import open_db
 
 HOST = "127.0.0.1"
@@ -168,11 +173,21 @@ class Ua:
         ep.on_ack = lambda req: self.inbox["ACK"].put_nowait((req, None))
 
     @classmethod
-    async def open(cls, number: str, box: Destination, transport: str = "UDP") -> Ua:
+    async def open(
+        cls, number: str, box: Destination, transport: str = "UDP", data: Path | None = None
+    ) -> Ua:
+        """`data`: the box's data directory, whose certificate a TLS user agent serves with
+        too (it trusts any: the box's is self-signed)."""
         for _ in range(LISTEN_ATTEMPTS):
             ep = SipEndpoint(timers=TIMERS)
             try:
                 await ep.listen(HOST, 0, tcp=transport == "TCP")
+                if transport == "TLS":
+                    assert data is not None
+                    client = ssl.create_default_context()
+                    client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+                    server = certs.server_context(*certs.certificate(data))
+                    await ep.listen_tls(HOST, 0, server, client)
             except OSError as exc:
                 ep.close()
                 if exc.errno != errno.EADDRINUSE:
@@ -345,7 +360,11 @@ class Box:
         self.engine.record = record
 
     async def ua(self, number: str, transport: str = "UDP") -> Ua:
-        ua = await Ua.open(number, self.dest._replace(transport=transport), transport)
+        dest = self.dest._replace(transport=transport)
+        if transport == "TLS":
+            assert self.core.endpoint.tls is not None
+            dest = dest._replace(port=self.core.endpoint.tls.local[1])
+        ua = await Ua.open(number, dest, transport, self.core.options.data_dir)
         self.uas.append(ua)
         return ua
 
@@ -408,9 +427,11 @@ def run(
     test: Callable[[Box], Awaitable[None]],
     *,
     timeout: float = 30.0,
+    prepare: Callable[[Database], None] | None = None,
 ) -> Path:
     """Run `test` against a core over `tmp_path`, and fail if anything logged an error or
-    raised in the loop; return the data directory (the core stopped, its records written)."""
+    raised in the loop; return the data directory (the core stopped, its records written).
+    `prepare` writes to the store before the core starts (what it reads at start)."""
     data = tmp_path / "var"
     db = open_db(data)
     for number in NUMBERS:
@@ -418,6 +439,8 @@ def run(
     base = random.randrange(30000, 60000, 2)  # not the default range a running box may hold
     settings.set_value(db, "rtp.port_min", str(base))
     settings.set_value(db, "rtp.port_max", str(base + 200))
+    if prepare is not None:
+        prepare(db)
     db.conn.close()
     ready: list[asyncio.Future[None]] = []
 
@@ -430,6 +453,13 @@ def run(
     errors: list[logging.LogRecord] = []
     catcher = _Catcher(errors)
     loop_errors: list[dict[str, Any]] = []
+    thread_errors: list[str] = []
+
+    def on_thread_error(args: threading.ExceptHookArgs) -> None:
+        name = args.thread.name if args.thread is not None else "?"
+        thread_errors.append(f"{name}: {args.exc_type.__name__}: {args.exc_value}")
+
+    monkeypatch.setattr(threading, "excepthook", on_thread_error)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -456,7 +486,8 @@ def run(
     finally:
         root.removeHandler(catcher)
     assert not loop_errors, f"exceptions in the event loop: {loop_errors}"
-    assert not errors, f"errors logged: {[r.getMessage() for r in errors]}"
+    assert not errors, f"errors or tracebacks logged: {[r.getMessage() for r in errors]}"
+    assert not thread_errors, f"threads died of exceptions: {thread_errors}"
     return data
 
 
@@ -482,11 +513,12 @@ async def _start(data: Path, ready: list[asyncio.Future[None]]) -> tuple[Core, a
 
 
 class _Catcher(logging.Handler):
-    """Keeps every record at ERROR or above."""
+    """Keeps every record at ERROR or above, and every record with a traceback."""
 
     def __init__(self, into: list[logging.LogRecord]) -> None:
-        super().__init__(logging.ERROR)
+        super().__init__(logging.NOTSET)
         self.into = into
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.into.append(record)
+        if record.levelno >= logging.ERROR or record.exc_info:
+            self.into.append(record)

@@ -27,9 +27,15 @@ INTERNAL = Origin()
 """A call from an extension."""
 
 
+class _Media:
+    signalled_from = "192.0.2.1"
+    """Where the caller's SIP came from (an unknown number is counted against it)."""
+
+
 class _Leg:
     def __init__(self, number: str) -> None:
         self.number = number
+        self.media = _Media()
 
 
 class _Call:
@@ -121,6 +127,8 @@ def test_emergency_numbers_go_out_on_every_trunk_whatever_the_permissions(
 
 def test_unknown_numbers_are_not_found(plan: DialPlan) -> None:
     assert resolve(plan, "555") == Hangup(404, "Not Found (no extension 555)")
+    # ... and counted against the caller's address (which, having authenticated, is not banned)
+    assert plan.trunks.gate.counters.refused["unknown_number"] == 1
 
 
 def test_a_did_from_its_trunk_goes_to_its_destination_with_its_label(plan: DialPlan) -> None:

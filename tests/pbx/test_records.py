@@ -51,7 +51,9 @@ def test_invites_that_never_authenticate_are_counted_not_recorded(
         assert (counters["refused.wrong_password"], counters["refused.unauthenticated"]) == (1, 2)
         status = box.core.status({})
         assert status["refused"] == 3
-        assert status["refused_by"] == {"wrong_password": 1, "unauthenticated": 2}
+        assert status["refused_by"] == {
+            "wrong_password": 1, "unauthenticated": 2, "unknown_number": 0,
+        }  # fmt: skip
 
         # An authenticated caller's failed calls are recorded as ever: the first records the
         # engine writes are these, so none was written for the attempts above.

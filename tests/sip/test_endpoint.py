@@ -122,6 +122,29 @@ def test_unanswerable_input_is_dropped_and_serving_goes_on(data: bytes) -> None:
     run(body)
 
 
+def test_an_ack_its_dialog_cannot_read_is_dropped_and_serving_goes_on() -> None:
+    # Found by the malformed-SIP corpus against a live core: the call engine reads an ACK's
+    # To to find its dialog, and a bad one raised out of the transport (on asyncio's own loop
+    # that closes the UDP socket for good).
+    read: list[str] = []
+
+    def on_ack(req: Request) -> None:
+        read.append(str(req.to))  # as the call engine does: raises SipParseError here
+
+    async def body(ep: SipEndpoint, peer: RawPeer) -> None:
+        ep.on_ack = on_ack
+        ack = request_bytes("ACK", peer.port).replace(b"To: <sip:101@127.0.0.1>",
+                                                      b"To: <sip:101@[bad>;tag=x")  # fmt: skip
+        assert b"[bad" in ack
+        peer.send(ack, ep.local)
+        peer.send(request_bytes("OPTIONS", peer.port, branch="z9hG4bK-2"), ep.local)
+        answer = await peer.recv_response()
+        assert (answer.status, answer.cseq.method) == (200, "OPTIONS")
+        assert read == []
+
+    run(body)
+
+
 def test_tcp_frames_by_content_length_and_answers_keepalive_ping() -> None:
     async def body(ep: SipEndpoint, peer: RawPeer) -> None:
         reader, writer = await asyncio.open_connection(*ep.local)

@@ -64,6 +64,7 @@ def test_0004_adds_trunk_columns_to_extensions_and_cdrs_of_an_existing_box(
         "password", "from_user", "from_domain", "codecs", "max_calls", "expires",
         "options_interval", "external_address", "match_cidrs", "did_from", "late_offer",
         "enabled", "instance", "created_at", "updated_at",
+        "media_encryption",  # migration 8
     }  # fmt: skip
 
 
@@ -92,3 +93,15 @@ def test_a_failing_migration_leaves_nothing_half_done(tmp_path: Path) -> None:
         assert current_version(db) == MIGRATIONS[-2][0]
     finally:
         MIGRATIONS.pop()
+
+
+def test_0008_gives_every_extension_and_trunk_optional_media_encryption(tmp_path: Path) -> None:
+    from appliance.store import encryption, trunks
+
+    db = open_db(tmp_path)
+    extensions.add(db, "101", "A", "Secret123456")
+    trunks.add(db, "main", server="sip.example.net", kind="ip")
+    assert encryption.of_extensions(db) == {"101": "optional"}
+    assert encryption.of_trunks(db) == {"main": "optional"}
+    for table in ("extensions", "trunks"):
+        assert columns(db, table)["media_encryption"] == ("TEXT", 1, "'optional'")

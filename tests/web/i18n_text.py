@@ -31,7 +31,7 @@ ALLOWED = frozenset(
         "SIP", "SIPS", "RTP", "RTCP", "SDP", "UDP", "TCP", "TLS", "HTTP", "HTTPS", "IP", "IPv4",
         "IPv6", "URL", "URI", "DNS", "NAT", "DID", "DTMF", "E.164", "RFC", "MD5", "SHA-256",
         "UTC", "QR", "ID", "CSV", "JSON", "API", "REST", "OpenAPI", "PBX", "CDR", "CIDR",
-        "CSRF", "CRM", "CPU", "PID",
+        "CSRF", "CRM", "CPU", "PID", "SRTP", "SDES",
         # the address notation HOST:PORT
         "HOST", "PORT",
         # SIP requests and header fields (a trunk's settings name them)

@@ -18,6 +18,7 @@ from tests.web.conftest import Pages, add_extensions, csrf_token
 
 SAMPLE_ARGS = {
     "number": "150", "username": "admin", "token_id": "1", "call_id": "x", "name": "main",
+    "event_id": "1", "address": "192.0.2.7",
 }  # fmt: skip
 
 

@@ -140,10 +140,14 @@ TRUNK_PASSWORD = "Provider-Pass-3141"
 """The installed box's trunk `main` has this password: no answer may carry it."""
 
 
+BANNED = "192.0.2.7"
+"""The address /bans/<address> routes name (a ban of it is made by the tests that need one)."""
+
+
 def fill(rule: str, args: dict[str, str]) -> str:
     """`rule` with its path arguments from `args`; under /dids/ and /routes/ the box's DID and
     route stand for `number` and `name` (the argument names an extension and a trunk use)."""
-    own = dict(args)
+    own = {"address": BANNED, **args}
     if "/dids/" in rule:
         own["number"] = DID
     if "/routes/" in rule:
@@ -155,7 +159,8 @@ def extension(number: str, name: str, registered: int = 0, **extra: Any) -> dict
     """An extension as the API answers it (default permissions, no caller ID unless given)."""
     return {
         "number": number, "name": name, "registered": registered,
-        "permissions": list(DEFAULT_PERMISSIONS), "caller_id": "", **extra,
+        "permissions": list(DEFAULT_PERMISSIONS), "caller_id": "", "max_outbound_calls": None,
+        "media_encryption": "optional", **extra,
     }  # fmt: skip
 
 
@@ -383,6 +388,7 @@ WRITE_BODIES: dict[tuple[str, str], Any] = {
     ("POST", f"{API}/dids"): {"number": "+493099999999", "destination": "extension:101"},
     ("PATCH", f"{API}/dids/<number>"): {"label": "Renamed"},
     ("DELETE", f"{API}/dids/<number>"): None,
+    ("DELETE", f"{API}/bans/<address>"): None,
     ("POST", f"{API}/routes"): {"name": "intl", "patterns": ["011."], "trunks": ["main"]},
     ("PATCH", f"{API}/routes/<name>"): {"prepend": "9"},
     ("DELETE", f"{API}/routes/<name>"): None,
@@ -393,7 +399,7 @@ WRITE_BODIES: dict[tuple[str, str], Any] = {
 def test_a_viewer_token_reads_every_get_route(app: Flask, viewer_api: Api, box: Path) -> None:
     register(box, binding("101", time.time() + 3600))
     gets = [(rule, endpoint) for method, rule, endpoint in api_routes(app) if method == "GET"]
-    assert len(gets) == 12
+    assert len(gets) == 13
     for rule, _ in gets:
         response = viewer_api.get(fill(rule, SAMPLE))
         assert response.status_code == 200, (rule, response.get_data(as_text=True))
@@ -432,7 +438,8 @@ def test_creating_an_extension_answers_201_with_its_password_which_is_the_stored
     response = admin_api.open("POST", f"{API}/extensions", {"number": "150", "name": " Anna "})
     assert response.status_code == 201, response.get_data(as_text=True)
     body = response.get_json()
-    assert set(body) == {"number", "name", "registered", "permissions", "caller_id", "password"}
+    assert set(body) == {"number", "name", "registered", "permissions", "caller_id", "password",
+                         "max_outbound_calls", "media_encryption"}  # fmt: skip
     assert body["number"] == "150" and body["name"] == "Anna" and body["registered"] == 0
     password = body["password"]
     assert isinstance(password, str) and len(password) >= 10
@@ -628,7 +635,7 @@ TRUNK_KEYS = {
     "name", "kind", "server", "outbound_proxy", "transport", "username", "auth_user",
     "password", "from_user", "from_domain", "codecs", "max_calls", "expires",
     "options_interval", "external_address", "match_cidrs", "did_from", "late_offer",
-    "enabled", "created_at", "updated_at", "status",
+    "enabled", "created_at", "updated_at", "status", "media_encryption",
 }  # fmt: skip
 
 

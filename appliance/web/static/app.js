@@ -96,7 +96,37 @@ function setText(id, text) {
   if (el) el.textContent = text;
 }
 
+// The toll-fraud alerts: each with its time and sentence (translated by the server), and the
+// acknowledge form cloned from the page's <template id="alert-ack"> (shown to admins only).
+function renderAlerts(alerts) {
+  const section = document.getElementById("alerts");
+  if (!section || alerts === undefined) return;
+  const list = section.querySelector("ul");
+  const form = document.getElementById("alert-ack");
+  list.replaceChildren();
+  for (const a of alerts) {
+    const li = document.createElement("li");
+    li.className = "alert";
+    li.dataset.id = a.id;
+    const when = document.createElement("span");
+    when.className = "when";
+    when.textContent = a.when;
+    const text = document.createElement("span");
+    text.className = "text";
+    text.textContent = a.text;
+    li.append(when, " ", text);
+    if (form) {
+      const ack = form.content.firstElementChild.cloneNode(true);
+      ack.action = ack.getAttribute("action").replace(/\/0\/acknowledge$/, "/" + a.id + "/acknowledge");
+      li.append(" ", ack);
+    }
+    list.append(li);
+  }
+  section.hidden = alerts.length === 0;
+}
+
 function render(state) {
+  renderAlerts(state.alerts);
   setText("reg-count", state.registrations.length);
   setText("call-count", state.calls.length);
   setText("calls-24h", state.calls_24h);
