@@ -850,8 +850,15 @@ def run_rate(setup: TrunkSetup, rate: int, duration_s: float, hold_s: float) -> 
 
 
 @dataclass
+class _Media:
+    signalled_from: str = "192.0.2.1"
+    """Where the caller's SIP came from: the guard counts a call to no route against it."""
+
+
+@dataclass
 class _Leg:
     number: str
+    media: _Media = field(default_factory=_Media)
 
 
 @dataclass
@@ -863,7 +870,13 @@ class _Call:
 
 
 class _Trunks:
-    """What `DialPlan` reads of the running trunks."""
+    """What `DialPlan` reads of the running trunks: their names, and the guard that counts
+    calls to unknown numbers (a real one: its cost is part of a lookup that finds no route)."""
+
+    def __init__(self) -> None:
+        from appliance.sip.guard import Guard
+
+        self.gate = Guard()
 
     def names(self) -> tuple[str, ...]:
         return (TRUNK,)

@@ -335,7 +335,7 @@ SETTINGS: dict[str, Setting] = {
             2,
             0,
             1000,
-            T("outbound calls an extension may have up at once, unless it has its own (0: none)"),
+            T("outbound calls up at once per extension, unless it has its own (0: no limit)"),
         ),
         IntSetting(
             "tollfraud.international_minutes_per_day",
