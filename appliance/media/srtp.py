@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import pylibsrtp
 
-from appliance.sip.sdes import KEY_SALT_LENGTH
+KEY_SALT_LENGTH = 30
+"""Both suites' master key (128 bits) and salt (112 bits), RFC 3711 §8.2 and RFC 4568 §6.2.
+The media layer imports nothing from SIP: `sip.sdes` checks the same length in `a=crypto`."""
 
 PROFILES = {
     "AES_CM_128_HMAC_SHA1_80": pylibsrtp.Policy.SRTP_PROFILE_AES128_CM_SHA1_80,
