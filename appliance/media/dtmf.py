@@ -132,15 +132,22 @@ MIN_PAUSE_MS = 40
 """The same digit counts again only after a pause this long (Q.24: 40 ms)."""
 MIN_LEVEL_DBFS = -45.0
 """The weakest tone accepted: each of the two frequencies at least this peak level."""
-MAX_NORMAL_TWIST_DB = 8.0
-"""How much weaker the high-group tone may be than the low-group one."""
-MAX_REVERSE_TWIST_DB = 4.0
-"""How much stronger the high-group tone may be than the low-group one."""
+MAX_NORMAL_TWIST_DB = 9.0
+"""How much weaker the high-group tone may be than the low-group one: Q.24's 8 dB must pass,
+with a decibel for the other tone's leakage into the measure (10 dB is rejected)."""
+MAX_REVERSE_TWIST_DB = 5.0
+"""How much stronger the high-group tone may be than the low-group one: 4 dB must pass, 6 dB
+is rejected."""
 MIN_RELATIVE_PEAK_DB = 10.0
 """How far each winning tone must stand above the other frequencies of its group."""
 MIN_TONE_SHARE = 0.75
 """What part of the frame's power the two tones must carry: speech, music and noise spread
 theirs over many frequencies."""
+MAX_OFFSET = 0.025
+"""How far a tone may be from its nominal frequency, as a fraction of it (Q.24: +/-1.5 % must
+be accepted, +/-3.5 % rejected). A 25.6 ms frame cannot tell these apart by bin power alone
+(its bins are 39 Hz wide), so the frequency is measured from the phase the bin turns through
+between one frame and the next."""
 
 
 class InbandDtmfDetector:
@@ -182,6 +189,8 @@ class InbandDtmfDetector:
         self._normal_twist = 10 ** (-MAX_NORMAL_TWIST_DB / 10)
         self._reverse_twist = 10 ** (MAX_REVERSE_TWIST_DB / 10)
         self._relative_peak = 10 ** (MIN_RELATIVE_PEAK_DB / 10)
+        self._n = n
+        self._last: npt.NDArray[np.complex128] = np.zeros((1, 8), dtype=complex)
         self._pending: npt.NDArray[np.float64] = np.zeros(0)
         self._odd = b""
         self._candidate: str | None = None
@@ -215,26 +224,68 @@ class InbandDtmfDetector:
 
     def _classify(self, frames: npt.NDArray[np.float64]) -> list[str | None]:
         """The digit each frame holds, or None."""
+        np = self._np
         bins = frames @ self._basis
-        squares = bins * bins
-        powers = (squares[:, :8] + squares[:, 8:]).tolist()
-        totals = self._np.einsum("ij,ij->i", frames, frames).tolist()
-        return [self._digit(power, total) for power, total in zip(powers, totals, strict=True)]
+        spectra = bins[:, :8] - 1j * bins[:, 8:]
+        previous = np.vstack((self._last, spectra[:-1]))
+        self._last = spectra[-1:]
+        powers = (spectra.real**2 + spectra.imag**2).tolist()
+        totals = np.einsum("ij,ij->i", frames, frames).tolist()
+        found: list[str | None] = []
+        for index, (power, total) in enumerate(zip(powers, totals, strict=True)):
+            pair = self._pair(power)
+            found.append(
+                None
+                if pair is None
+                else self._check(pair, frames[index], total, spectra[index], previous[index])
+            )
+        return found
 
-    def _digit(self, power: list[float], total: float) -> str | None:
-        """The digit of one frame from its eight bins' power and its sum of squares."""
+    def _pair(self, power: list[float]) -> tuple[int, int] | None:
+        """The strongest row and column of one frame, if each stands clear of its group and is
+        not far below the weakest level (the bins of an off-frequency tone read low)."""
         rows, columns = power[:4], power[4:]
         low, high = max(rows), max(columns)
+        if low < self._min_bin / 8 or high < self._min_bin / 8:
+            return None  # too quiet, even for a tone 3 % off its bin
+        row, column = rows.index(low), columns.index(high)
+        rows[row] = columns[column] = 0.0
+        if max(rows) * self._relative_peak > low or max(columns) * self._relative_peak > high:
+            return None  # another tone of the same group too close
+        return row, column
+
+    def _check(
+        self,
+        pair: tuple[int, int],
+        frame: npt.NDArray[np.float64],
+        total: float,
+        spectrum: npt.NDArray[np.complex128],
+        previous: npt.NDArray[np.complex128],
+    ) -> str | None:
+        """The digit of a frame whose strongest tones are `pair`, if their frequencies, levels,
+        twist and share of the frame's power all pass."""
+        np = self._np
+        row, column = pair
+        measured = []
+        for index in (row, 4 + column):
+            nominal = (ROW_HZ + COLUMN_HZ)[index]
+            turn = np.angle(spectrum[index] * np.conj(previous[index]))
+            expected = 2 * np.pi * nominal * self._hop / self.sample_rate
+            error = (turn - expected + np.pi) % (2 * np.pi) - np.pi
+            hz = nominal + error * self.sample_rate / (2 * np.pi * self._hop)
+            if abs(hz - nominal) > MAX_OFFSET * nominal:
+                return None  # off frequency (or no steady tone across the two frames)
+            phase = 2 * np.pi * hz / self.sample_rate * self._n
+            measured.append(
+                float(np.dot(frame, np.cos(phase)) ** 2 + np.dot(frame, np.sin(phase)) ** 2)
+            )
+        low, high = measured
         if low < self._min_bin or high < self._min_bin:
             return None  # too quiet
         if not low * self._normal_twist <= high <= low * self._reverse_twist:
             return None  # twist
         if low + high < self._share * total:
             return None  # the power is mostly elsewhere: speech, music, noise
-        row, column = rows.index(low), columns.index(high)
-        rows[row] = columns[column] = 0.0
-        if max(rows) * self._relative_peak > low or max(columns) * self._relative_peak > high:
-            return None  # another tone of the same group too close
         return KEYPAD[row][column]
 
     def _step(self, digit: str | None) -> str | None:

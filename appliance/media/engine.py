@@ -13,6 +13,9 @@ own sender reports.
 
 The engine's interface is narrow (open a leg, set its remote and codec, connect two legs, send
 DTMF, release) so that it can later move into worker processes without changing its callers.
+On top of the relay sits the media graph (see docs/architecture.md, "Media graph"): a leg can
+play a source to its phone, collect digits, be recorded or mixed; all of it runs from one
+`MediaClock`, and a plain relayed call that uses none of it decodes nothing.
 """
 
 from __future__ import annotations
@@ -27,15 +30,26 @@ import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
 
 from appliance.media import rtcp
-from appliance.media.codecs import CODECS, Transcoder, make_decoder
+from appliance.media.clock import MediaClock
+from appliance.media.codecs import CODECS, Decoder, Transcoder, make_decoder
+from appliance.media.collector import Collector
 from appliance.media.dtmf import EVENT_DIGITS, InbandDtmfDetector, TelephoneEvent
+from appliance.media.errors import MediaError
+from appliance.media.jitter import JitterBuffer
+from appliance.media.player import Outlet, Playback
 from appliance.media.rtp import ReceiveStats
+from appliance.media.sources import Source
 
 if TYPE_CHECKING:  # imported by whoever makes one: a plain call never loads libsrtp
+    from appliance.media.mixer import Mixer
+    from appliance.media.recorder import Recording, RecordingResult
     from appliance.media.srtp import SrtpContext
+
+__all__ = ["Codec", "LegStats", "MediaEngine", "MediaError", "MediaLeg"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,10 +57,14 @@ Address = tuple[str, int]
 
 _HEAD = struct.Struct("!BBHII")
 _SEQ_TS_SSRC = struct.Struct("!HII")
+_OWN = -2
+"""`MediaLeg._src_ssrc` while the leg sends the box's own audio (no real SSRC is negative)."""
 
 
-class MediaError(Exception):
-    """The engine cannot do what was asked (no free RTP port, for example)."""
+class Attachment(Protocol):
+    """A recorder or mixer listening to a leg: told when the leg closes."""
+
+    def detach(self, leg: MediaLeg) -> None: ...
 
 
 @dataclass(slots=True)
@@ -130,6 +148,24 @@ class MediaLeg:
         self._out_ts = struct.unpack("!I", os.urandom(4))[0]
         self._out_time = 0.0
         self._marker = 0
+        # the media graph: all None/empty for a plain relayed call
+        self.own_audio = False
+        """The box sends its own audio to this phone (a playback, a mixer): nothing relayed
+        from the peer is sent to it meanwhile."""
+        self.relay_suspended = False
+        """This phone's audio is not relayed to the peer (it is in a mixer)."""
+        self._playback: Playback | None = None
+        self._collector: Collector | None = None
+        self._mixer: Mixer | None = None
+        self._out: Outlet | None = None
+        self._taps: list[JitterBuffer] = []
+        self._attached: list[Attachment] = []
+        self._inband = False
+        self._detector: InbandDtmfDetector | None = None
+        self._decoder: Decoder | None = None
+        self._decoder_codec = ""
+        self._taken_event_ts = -1
+        self._dtmf_queue: collections.deque[tuple[bytes, int, bool]] = collections.deque()
 
     # -- set-up ----------------------------------------------------------------------
 
@@ -325,21 +361,147 @@ class MediaLeg:
             self._transcoder = Transcoder(self.codec.name, peer.codec.name)
 
     def detect_inband_dtmf(self) -> None:
-        """Decode what this leg's phone sends and report DTMF tones in it through `on_dtmf`
-        (for phones that send DTMF as audio). Costs a decode per packet: only when asked."""
+        """Decode what this leg's phone sends and report DTMF tones in it through
+        `dtmf_received` (for phones that send DTMF as audio). Costs a decode per packet: only
+        when asked (a collector asks for itself while it is active)."""
         if self.codec is None:
             raise MediaError("no codec negotiated yet")
-        decoder = make_decoder(self.codec.name)
-        detector = InbandDtmfDetector(CODECS[self.codec.name].sample_rate)
+        self._inband = True
+        self._update_listening()
 
-        def listen(leg: MediaLeg, packet: bytes) -> None:
-            start = _payload_start(packet)
-            if start < 0 or leg.on_dtmf is None:
-                return
-            for digit in detector.feed(decoder.decode(packet[start:])):
-                leg.on_dtmf(leg, digit)
+    def _update_listening(self) -> None:
+        """Decode received audio only while someone listens: taps, in-band detection."""
+        if self._taps or self._inband or self._collector is not None:
+            self.on_audio = MediaLeg._listen
+        elif self.on_audio is MediaLeg._listen:
+            self.on_audio = None
+            self._detector = None
 
-        self.on_audio = listen
+    def _listen(self, packet: bytes) -> None:
+        codec = self.codec
+        start = _payload_start(packet)
+        if codec is None or start < 0:
+            return
+        if self._decoder is None or self._decoder_codec != codec.name:
+            self._decoder, self._decoder_codec = make_decoder(codec.name), codec.name
+            self._detector = None
+        pcm = self._decoder.decode(packet[start:])
+        rate = CODECS[codec.name].sample_rate
+        if self._inband or self._collector is not None:
+            if self._detector is None:
+                self._detector = InbandDtmfDetector(rate)
+            for digit in self._detector.feed(pcm):
+                self._digit(digit)
+        if self._taps:
+            seq = (packet[2] << 8) | packet[3]
+            for tap in self._taps:
+                tap.push(seq, pcm, rate)
+
+    def tap(self, rate: int = 8000) -> JitterBuffer:
+        """A jitter buffer of what this phone sends, decoded at `rate` (for a recorder or
+        mixer); `untap` it when done."""
+        buf = JitterBuffer(rate)
+        self._taps.append(buf)
+        self._update_listening()
+        return buf
+
+    def untap(self, buf: JitterBuffer) -> None:
+        if buf in self._taps:
+            self._taps.remove(buf)
+            self._update_listening()
+
+    def attach(self, user: Attachment) -> None:
+        if user not in self._attached:
+            self._attached.append(user)
+
+    def detach(self, user: Attachment) -> None:
+        if user in self._attached:
+            self._attached.remove(user)
+
+    # -- the box's own audio and digits ----------------------------------------------------
+
+    def play(self, source: Source, on_done: Callable[[bool], None] | None = None) -> Playback:
+        """Send `source` to this leg's phone instead of the peer's audio, until it ends
+        (on_done(True)) or is stopped (on_done(False)); a playback already running is stopped."""
+        if self._playback is not None:
+            self._playback.stop()
+        playback = Playback(self, source, on_done)
+        if self.closed:
+            playback.done = True
+            return playback
+        self._playback = playback
+        self._own_audio_changed()
+        self.engine.clock.add(playback)
+        return playback
+
+    def stop_playback(self) -> None:
+        """Stop what the box plays to this leg's phone, if anything (its on_done(False))."""
+        if self._playback is not None:
+            self._playback.stop()
+
+    def collect(
+        self,
+        on_done: Callable[[str, str], None],
+        *,
+        max_digits: int = 1,
+        first_timeout: float = 5.0,
+        inter_timeout: float = 3.0,
+        terminator: str | None = "#",
+        stop_playback: bool = True,
+    ) -> Collector:
+        """Collect digits from this leg's phone (RFC 4733, SIP INFO, in-band): on_done(digits,
+        reason) with reason "max", "terminator" or "timeout". Replaces a collector running."""
+        if self._collector is not None:
+            self._collector.cancel()
+        collector = Collector(
+            self, on_done, max_digits=max_digits, first_timeout=first_timeout,
+            inter_timeout=inter_timeout, terminator=terminator, stop_playback=stop_playback,
+        )  # fmt: skip
+        self._collector = collector
+        self._update_listening()
+        return collector
+
+    def dtmf_received(self, digit: str, duration_ms: int = 160) -> None:
+        """A digit from this leg's phone that came by SIP INFO: to the collector if one is
+        active, else to the `on_dtmf` observer and on to the peer's phone (as an RFC 4733 event
+        of `duration_ms`)."""
+        if self._digit(digit):
+            return
+        if self.peer is not None and not self.relay_suspended:
+            self.peer.send_dtmf(digit, duration_ms)
+
+    def _digit(self, digit: str) -> bool:
+        """Whatever brought it: True when a collector took the digit (not to be relayed)."""
+        collector = self._collector
+        if collector is not None:
+            collector.digit(digit)
+            return True
+        if self.on_dtmf is not None:
+            self.on_dtmf(self, digit)
+        return False
+
+    def _outlet(self) -> Outlet:
+        if self._out is None:
+            self._out = Outlet()
+        return self._out
+
+    def _own_audio_changed(self) -> None:
+        self.own_audio = self._playback is not None or self._mixer is not None
+
+    def _send_own(self, payload: bytes, pt: int) -> None:
+        """One frame of the box's own audio in this leg's stream (after relayed packets or
+        silence, the timestamp moves on by the time elapsed, with the marker bit set)."""
+        now = time.monotonic()
+        marker = 0
+        if self._src_ssrc != _OWN:
+            elapsed = int((now - self._out_time) * 8000) if self._out_time else 160
+            self._out_ts = (self._out_ts + max(elapsed, 160)) & 0xFFFFFFFF
+            self._src_ssrc, marker = _OWN, 0x80
+        else:
+            self._out_ts = (self._out_ts + 160) & 0xFFFFFFFF
+        self._out_seq = (self._out_seq + 1) & 0xFFFF
+        self._out_time = now
+        self._emit(_HEAD.pack(0x80, marker | pt, self._out_seq, self._out_ts, self.ssrc) + payload)
 
     @property
     def transcoding(self) -> bool:
@@ -373,7 +535,9 @@ class MediaLeg:
         if pt == codec.payload_type:
             if self.on_audio is not None:
                 self.on_audio(self, data)
-            if peer is None or peer.remote is None or peer.codec is None:
+            if peer is None or peer.own_audio or self.relay_suspended or peer.codec is None:
+                return
+            if peer.remote is None:
                 return
             out_pt = peer.codec.payload_type
             if self._transcoder is not None:
@@ -390,8 +554,13 @@ class MediaLeg:
                 self._last_event_ts = ts  # the first end packet of an event (RFC 4733 §2.5.1.4)
                 event = data[start]
                 digit = EVENT_DIGITS[event] if event < 16 else None
-                if digit is not None and self.on_dtmf is not None:
-                    self.on_dtmf(self, digit)
+                if digit is not None:
+                    self._digit(digit)
+            if self._collector is not None:
+                self._taken_event_ts = ts  # all of this event is the box's, repeats included
+                return
+            if self.relay_suspended or ts == self._taken_event_ts:
+                return  # the box took these digits: not relayed
             if peer is None or peer.remote is None or peer.codec is None:
                 return
             if peer.codec.dtmf_payload_type is None:
@@ -429,12 +598,27 @@ class MediaLeg:
         # Relayed audio keeps its place in the stream after the event: its timestamps move on by
         # the event's length, its sequence numbers by the packets sent.
         self._ts_off = (self._ts_off + 160 * (steps + 1)) & 0xFFFFFFFF
-        loop = self.engine.loop
+        queue = self._dtmf_queue
         for i in range(1, steps + 1):
             end = i == steps
             payload = bytes(TelephoneEvent(event=event, end=end, volume=10, duration=160 * i))
-            for _ in range(3 if end else 1):  # §2.5.1.4: the end packet three times
-                loop.call_later(0.02 * (i - 1), self._send_event, payload, start_ts, i == 1)
+            queue.append((payload, start_ts, i == 1))
+            if end:  # §2.5.1.4: the end packet three times (in the same tick)
+                queue.append((payload, start_ts, False))
+                queue.append((payload, start_ts, False))
+        self.engine.clock.add(self)
+
+    def tick(self, now: float) -> None:
+        """One clock tick while events queued by `send_dtmf` remain: the next packet (with
+        the end packet's repeats)."""
+        queue = self._dtmf_queue
+        if not queue:
+            self.engine.clock.remove(self)
+            return
+        payload, timestamp, first = queue.popleft()
+        self._send_event(payload, timestamp, first)
+        while queue and queue[0][0] == payload and not queue[0][2]:
+            self._send_event(*queue.popleft())
 
     def _send_event(self, payload: bytes, timestamp: int, first: bool) -> None:
         codec = self.codec
@@ -503,6 +687,17 @@ class MediaLeg:
         if self.closed:
             return
         self.closed = True
+        if self._playback is not None:
+            self._playback.stop()
+        if self._collector is not None:
+            self._collector.cancel()
+        for user in list(self._attached):
+            user.detach(self)
+        self._attached.clear()
+        self._taps.clear()
+        self._dtmf_queue.clear()
+        self.engine.clock.remove(self)
+        self.on_audio = None
         self.disconnect()
         loop = self.engine.loop
         for sock in (self.sock, self.rtcp_sock):
@@ -547,6 +742,8 @@ class MediaEngine:
         self.legs: dict[int, MediaLeg] = {}
         self._reporter: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.clock = MediaClock()
+        """The one 20 ms timer every player, recorder, mixer and DTMF sender runs from."""
 
     def start(self) -> None:
         self._reporter = asyncio.get_running_loop().create_task(self._report())
@@ -617,6 +814,27 @@ class MediaEngine:
             for leg in list(self.legs.values()):
                 if leg.tx_packets:
                     leg.send_report()
+
+    def record(
+        self,
+        path: Path,
+        left: MediaLeg | None,
+        right: MediaLeg | None,
+        *,
+        fmt: str = "opus",
+        on_closed: Callable[[RecordingResult], None] | None = None,
+    ) -> Recording:
+        """Record what `left` and `right` receive from their phones into a stereo file at
+        `path` (see `appliance.media.recorder`)."""
+        from appliance.media.recorder import Recording
+
+        return Recording(self, Path(path), left, right, fmt=fmt, on_closed=on_closed)
+
+    def mixer(self) -> Mixer:
+        """A new conference mix (see `appliance.media.mixer`)."""
+        from appliance.media.mixer import Mixer
+
+        return Mixer(self)
 
     def close(self) -> None:
         if self._reporter is not None:
