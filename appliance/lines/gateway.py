@@ -1,0 +1,392 @@
+"""The analog gateway process (`pbx-lines`): the line board's ports as SIP user agents of the
+core.
+
+It loads the board profile and the ports from the store, opens the board link and each port's
+audio, and runs one SIP endpoint (127.0.0.1:5070 by default) shared by every port's user
+agent and one media engine for their RTP. Each FXS port REGISTERs to the core as its
+extension; the core knows nothing of the hardware. A board that goes away marks the ports
+faulty; the link re-handshakes by itself and the ports come back without a restart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from appliance.control import lines_socket_path, serve
+from appliance.lines import protocol as p
+from appliance.lines.audio import AudioError, PortAudio
+from appliance.lines.boards import BoardProfile, PortKind, load_profile, shipped_profiles
+from appliance.lines.fxo import FxoPort
+from appliance.lines.fxs import (
+    STATUS_REGISTERED,
+    STATUS_UNREGISTERED,
+    FxsPort,
+    LedPattern,
+    SipContext,
+)
+from appliance.lines.link import BoardLink, LinkDown, LinkState
+from appliance.lines.tones import CountryPlan, plan_for
+from appliance.media.engine import MediaEngine
+from appliance.sip.endpoint import SipEndpoint
+from appliance.sip.message import Request
+from appliance.sip.transaction import Destination, ServerTransaction
+from appliance.sip.ua.registration import RegistrationClient, RegistrationConfig, RegistrationState
+from appliance.store import dids, extensions, ports, settings
+from appliance.store.db import open_db
+
+logger = logging.getLogger(__name__)
+
+READY = "pbx-lines: ready on "
+
+
+class Gateway:
+    """Everything `pbx-lines` runs; `start()` then `stop()` on one event loop."""
+
+    def __init__(
+        self,
+        data_dir: Path,
+        profile: BoardProfile,
+        core: tuple[str, int],
+        *,
+        sip: tuple[str, int] = (ports.GATEWAY_HOST, ports.GATEWAY_PORT),
+        device: str | None = None,
+        rtp: tuple[int, int] = (30000, 31000),
+        sim_control: Path | None = None,
+    ) -> None:
+        self.data_dir = data_dir
+        self.profile = profile
+        self.core = Destination("UDP", core[0], core[1])
+        self.sip_addr = sip
+        self.device = device or (profile.serial.device if profile.serial else "")
+        self.speed = profile.serial.speed if profile.serial else 115200
+        self.sim_control = sim_control
+        self.endpoint = SipEndpoint()
+        self.media = MediaEngine(sip[0], rtp[0], rtp[1])
+        self.fxs: dict[int, FxsPort] = {}
+        self.fxo: dict[int, FxoPort] = {}
+        self.registrations: dict[int, RegistrationClient] = {}
+        self.link = BoardLink(
+            self.device, self.speed, on_event=self._event, on_state=self._link_state
+        )
+        self._server: asyncio.AbstractServer | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._status_led: LedPattern | None = None
+
+    async def start(self) -> None:
+        db = open_db(self.data_dir)
+        try:
+            configured = {row.port: row for row in ports.list_all(db)}
+            country = str(settings.get(db, "office.country"))
+            lengths = frozenset(len(e.number) for e in extensions.list_all(db))
+            line_numbers = {
+                row.port: next((d.number for d in dids.on_trunk(db, row.trunk)), "")
+                for row in configured.values() if row.kind == "fxo"
+            }  # fmt: skip
+        finally:
+            db.conn.close()
+        try:
+            plan = plan_for(country)
+        except LookupError:
+            plan = plan_for("US")
+        await self.endpoint.listen(*self.sip_addr, tcp=False)
+        host, port = self.endpoint.local[0], self.endpoint.local[1]
+        via = f"UDP {host}:{port}"
+        domain = f"{self.core.host}:{self.core.port}"
+        context = SipContext(self.endpoint, self.core, domain, via)
+        self.media.start()
+        for board_port in self.profile.ports:
+            row = configured.get(board_port.number)
+            if row is not None and row.kind == "fxo" and board_port.kind == PortKind.FXO:
+                self._add_fxo(row, board_port.pcm, line_numbers[row.port], plan, context)
+                continue
+            if row is None or row.kind != "fxs" or board_port.kind != PortKind.FXS:
+                continue
+            try:
+                audio: PortAudio | None = PortAudio(board_port.pcm)
+            except AudioError as exc:
+                logger.error("port %d: no audio: %s", board_port.number, exc)
+                audio = None
+            fxs = FxsPort(
+                board_port.number,
+                row.extension,
+                row.password,
+                plan,
+                row.caller_id,
+                context,
+                self.media,
+                audio,
+                self._send,
+                lengths,
+            )
+            self.fxs[board_port.number] = fxs
+            self.media.clock.add(fxs)
+            self._register(fxs, domain, via)
+        for method, handler in (
+            ("INVITE", self._invite),
+            ("BYE", self._bye),
+            ("CANCEL", self._cancel),
+            ("NOTIFY", self._notify),
+        ):
+            self.endpoint.handlers[method] = handler
+        self.endpoint.on_ack = self._ack
+        await self.link.start()
+        self._server = await serve(
+            lines_socket_path(self.data_dir), {"status": self._status, "sim": self._sim}
+        )
+
+    def _add_fxo(
+        self, row: ports.Port, pcm: str, line_number: str, plan: CountryPlan, context: SipContext
+    ) -> None:
+        """The FXO port of `row`: calls in go to `line_number` (its trunk's DID)."""
+        try:
+            audio: PortAudio | None = PortAudio(pcm)
+        except AudioError as exc:
+            logger.error("port %d: no audio: %s", row.port, exc)
+            audio = None
+        fxo = FxoPort(
+            row.port, row.trunk, line_number, plan, row.caller_id, context, self.media, audio,
+            self._send,
+        )  # fmt: skip
+        self.fxo[row.port] = fxo
+        self.media.clock.add(fxo)
+
+    def _register(self, fxs: FxsPort, domain: str, via: str) -> None:
+        config = RegistrationConfig(
+            registrar=f"sip:{domain}",
+            dest=self.core,
+            aor=f"{fxs.extension}@{domain}",
+            credentials=fxs.credentials,
+            contact=fxs.contact(),
+            via=via,
+            expires=300,
+            retry_min=1.0,
+            retry_max=30.0,
+        )
+
+        def changed(client: RegistrationClient) -> None:
+            fxs.registered = client.state is RegistrationState.REGISTERED
+            self.show_status_led()
+
+        client = RegistrationClient(self.endpoint, config, changed)
+        self.registrations[fxs.number] = client
+        client.start()
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for client in self.registrations.values():
+            with contextlib.suppress(Exception):
+                await client.stop()
+        await self.link.stop()
+        for fxs in self.fxs.values():
+            self.media.clock.remove(fxs)
+            if fxs.audio is not None:
+                fxs.audio.close()
+        for fxo in self.fxo.values():
+            self.media.clock.remove(fxo)
+            if fxo.audio is not None:
+                fxo.audio.close()
+        self.endpoint.close()
+
+    # -- the board --------------------------------------------------------------------------
+
+    def _send(self, command: p.Message) -> None:
+        if self.link.state is not LinkState.UP:
+            # No board to tell: what matters (LEDs, ringing) is sent again when it is back.
+            logger.debug("board down: %s not sent", type(command).__name__)
+            return
+
+        async def send() -> None:
+            try:
+                await self.link.send(command)
+            except (LinkDown, Exception) as exc:  # noqa: BLE001 - logged; the port goes on
+                logger.warning("board command %s failed: %s", type(command).__name__, exc)
+
+        task = asyncio.get_running_loop().create_task(send())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _event(self, event: p.Message) -> None:
+        port = getattr(event, "port", 0)
+        fxs = self.fxs.get(port)
+        fxo = self.fxo.get(port)
+        if fxs is not None:
+            fxs.board_event(event)
+        elif fxo is not None:
+            fxo.board_event(event)
+        elif isinstance(event, p.BoardFault):
+            logger.warning("board fault on port %d: %s", port, event.text)
+
+    def _link_state(self, state: LinkState) -> None:
+        for fxs in self.fxs.values():
+            if state is LinkState.UP:
+                fxs.board_up()
+            else:
+                fxs.board_down()
+        for fxo in self.fxo.values():
+            if state is LinkState.UP:
+                fxo.board_up()
+            else:
+                fxo.board_down()
+        if state is LinkState.UP:
+            self.show_status_led(again=True)
+
+    def show_status_led(self, *, again: bool = False) -> None:
+        """The status LED (led 0 on the board) says whether every FXS port is registered."""
+        if self.profile.status_led is not None:
+            return  # on the host's GPIO: not driven by the gateway yet
+        registered = bool(self.fxs) and all(fxs.registered for fxs in self.fxs.values())
+        pattern = STATUS_REGISTERED if registered else STATUS_UNREGISTERED
+        if pattern != self._status_led or again:
+            self._status_led = pattern
+            if self.link.state is LinkState.UP:
+                self._send(pattern.command(0))
+
+    # -- SIP from the core ------------------------------------------------------------------
+
+    def _port_of(self, req: Request) -> FxsPort | None:
+        for fxs in self.fxs.values():
+            if fxs.owns(req):
+                return fxs
+        uri = req.uri
+        for fxs in self.fxs.values():
+            if f";port={fxs.number}" in uri or uri.startswith(f"sip:{fxs.extension}@"):
+                return fxs
+        return None
+
+    def _fxo_of(self, req: Request) -> FxoPort | None:
+        """The FXO port a request is for: the one whose call it is, or for a new call out
+        (the core sends every FXO trunk's calls to this address) the first idle line."""
+        for fxo in self.fxo.values():
+            if fxo.owns(req):
+                return fxo
+        if req.method != "INVITE" or req.to.tag:
+            return None
+        for fxo in self.fxo.values():
+            if f";line={fxo.number}" in req.uri:
+                return fxo
+        return next((fxo for fxo in self.fxo.values() if fxo.idle()), None)
+
+    def _ack(self, req: Request) -> None:
+        for fxo in self.fxo.values():
+            if fxo.owns(req):
+                fxo.ack_received(req)
+                return
+
+    def _invite(self, req: Request, txn: ServerTransaction) -> None:
+        fxs = self._port_of(req)
+        if fxs is None and self.fxo:
+            fxo = self._fxo_of(req)
+            if fxo is None:
+                txn.respond(self.endpoint.response(req, 486, "Busy Here (every line in use)"))
+                return
+            fxo.invite_received(req, txn)
+            return
+        if fxs is None:
+            txn.respond(self.endpoint.response(req, 404))
+            return
+        fxs.invite_received(req, txn)
+
+    def _bye(self, req: Request, txn: ServerTransaction) -> None:
+        fxo = self._fxo_of(req)
+        if fxo is not None:
+            fxo.bye_received(req, txn)
+            return
+        fxs = self._port_of(req)
+        if fxs is None or not fxs.owns(req):
+            txn.respond(self.endpoint.response(req, 481))
+            return
+        fxs.bye_received(req, txn)
+
+    def _cancel(self, req: Request, txn: ServerTransaction) -> None:
+        fxo = self._fxo_of(req)
+        if fxo is not None:
+            fxo.cancel_received(req, txn)
+            return
+        fxs = self._port_of(req)
+        if fxs is None or not fxs.owns(req):
+            txn.respond(self.endpoint.response(req, 481))
+            return
+        fxs.cancel_received(req, txn)
+
+    def _notify(self, req: Request, txn: ServerTransaction) -> None:
+        fxs = self._port_of(req)
+        if fxs is None or not fxs.owns(req):
+            txn.respond(self.endpoint.response(req, 481))
+            return
+        fxs.notify_received(req, txn)
+
+    # -- the control socket -----------------------------------------------------------------
+
+    def _status(self, _request: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ports": [fxs.status() for fxs in self.fxs.values()]
+            + [fxo.status() for fxo in self.fxo.values()],
+            "board": "up" if self.link.state is LinkState.UP else "down",
+        }
+
+    async def _sim(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self.sim_control is None:
+            raise ValueError("the board is not simulated")
+        from appliance.lines.sim import sim_command
+
+        path, line = self.sim_control, str(request.get("line", ""))
+        answer = await asyncio.get_running_loop().run_in_executor(None, sim_command, path, line)
+        return {"answer": answer}
+
+
+def _hostport(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    return host, int(port)
+
+
+async def _run(args: argparse.Namespace) -> int:
+    profiles = shipped_profiles()
+    db = open_db(args.data)
+    try:
+        name = args.board or ports.board(db)
+    finally:
+        db.conn.close()
+    path = Path(name) if Path(name).is_file() else profiles[name]
+    gateway = Gateway(
+        args.data,
+        load_profile(path),
+        _hostport(args.core),
+        sip=_hostport(args.sip),
+        device=args.device,
+        sim_control=args.sim_control,
+    )
+    await gateway.start()
+    print(f"{READY}{args.sip}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    await gateway.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run `pbx-lines` until SIGTERM."""
+    parser = argparse.ArgumentParser(prog="python -m appliance.lines.gateway")
+    parser.add_argument("--data", type=Path, required=True, help="the data directory")
+    parser.add_argument("--board", help="a board profile name or file (default: lines.board)")
+    parser.add_argument("--core", default="127.0.0.1:5060", help="the core's SIP HOST:PORT")
+    parser.add_argument("--sip", default=f"{ports.GATEWAY_HOST}:{ports.GATEWAY_PORT}")
+    parser.add_argument("--device", help="the board's serial device (default: the profile's)")
+    parser.add_argument("--sim-control", type=Path, help="the simulated board's control socket")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    return asyncio.run(_run(args))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Tests of `appliance.lines`: the line protocol, board profiles and the drivers."""
