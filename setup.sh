@@ -10,8 +10,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(python3 python3-venv python3-dev gcc sqlite3 iproute2 util-linux coreutils procps
-              openssl tzdata sip-tester baresip-core tcpdump)
+APT_PACKAGES=(python3 python3-venv python3-dev gcc libasound2-dev sqlite3 iproute2 util-linux coreutils procps
+              openssl tzdata sip-tester baresip-core tcpdump
+              asterisk-core-sounds-ru-wav asterisk-core-sounds-en-wav asterisk-moh-opsound-wav
+              espeak-ng sox libsox-fmt-mp3)
 # The browser tests drive Debian's Chromium (Playwright downloads no browser of its own); the
 # trunk tests run a real Kamailio as the SIP provider (tests/interop/kamailio.py).
 TEST_APT_PACKAGES=(chromium fonts-dejavu-core kamailio kamailio-sqlite-modules)
@@ -52,7 +54,14 @@ case "$mode" in
     shift
     .venv/bin/pbx web &
     web_pid=$!
-    trap 'kill "$web_pid" 2>/dev/null; wait "$web_pid" 2>/dev/null' EXIT
+    # The analog gateway with the simulated board, started once the core below is up (it makes
+    # the demo ports first: FXS 1-2 as extensions 201-202, FXO 3); `pbx lines sim offhook 1`.
+    (
+      for _ in $(seq 300); do [ -S "${PBX_DATA:-./var}/run/core.sock" ] && break; sleep 0.1; done
+      exec .venv/bin/pbx lines run --board sim
+    ) &
+    lines_pid=$!
+    trap 'kill "$web_pid" "$lines_pid" 2>/dev/null; wait "$web_pid" "$lines_pid" 2>/dev/null' EXIT
     .venv/bin/pbx run --demo "$@"
     ;;
   test)

@@ -13,7 +13,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from appliance import __version__, control, numbering
+from appliance import (
+    __version__,
+    cli_lines,
+    cli_menus,
+    cli_prompts,
+    cli_voicemail,
+    control,
+    numbering,
+)
+from appliance.i18n import T
 from appliance.service import reexec
 from appliance.store import (
     bans,
@@ -21,6 +30,7 @@ from appliance.store import (
     dids,
     encryption,
     extensions,
+    recordings,
     registrations,
     routes,
     settings,
@@ -30,6 +40,7 @@ from appliance.store.db import open_db, transaction
 from appliance.store.destinations import DestinationError
 from appliance.store.dids import DidError
 from appliance.store.extensions import ExtensionError
+from appliance.store.menus import MenuError
 from appliance.store.migrations import current_version, migrate
 from appliance.store.numbers import NumberTaken
 from appliance.store.routes import RouteError
@@ -62,6 +73,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         for number in DEMO_EXTENSIONS:
             password = extensions.add(db, number, f"Demo {number}")
             print(f"  {number}  password {password}")
+    if args.demo:
+        _demo_ports(db)
     db.conn.close()
     # The core's stack (SIP, media, uvloop) is loaded here only, not by `pbx web` or the CLI.
     from appliance.pbx.core import CoreError, CoreOptions, run_core
@@ -75,6 +88,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     if restart:
         reexec()
     return 0
+
+
+def _demo_ports(db: Any) -> None:
+    """The simulated board's ports for the demo (FXS 1-2 as extensions 201-202, FXO 3 as the
+    trunk city-line), made once. Their extensions' passwords stay with the ports: the gateway
+    registers with them, nobody types them."""
+    from appliance.store import ports
+
+    if ports.list_all(db):
+        return
+    print("Analog demo ports (`pbx lines status`; pick up with `pbx lines sim offhook 1`):")
+    try:
+        made = ports.demo_ports(db)
+    except (ExtensionError, ports.PortError) as exc:  # e.g. 201 outside the office's range
+        print(f"pbx: the analog demo ports were not made: {exc}", file=sys.stderr)
+        return
+    for port in made:
+        what = f"extension {port.extension}" if port.kind == "fxs" else f"trunk {port.trunk}"
+        print(f"  port {port.port}  {port.kind.upper()}  {what}")
 
 
 def cmd_web(args: argparse.Namespace) -> int:
@@ -554,6 +586,61 @@ def _media_encryption_argument(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def cmd_recording_rules(args: argparse.Namespace) -> int:
+    found = recordings.rules(open_db(args.data))
+    for r in found:
+        keep = ("default" if r.retention_days is None else "for ever" if r.retention_days == 0
+                else f"{r.retention_days} days")  # fmt: skip
+        print(f"{r.id:>4}  {r.match:<9}  {r.value:<16}  {'record' if r.record else 'do not record'}"
+              f"  keep {keep}{'  consent announcement' if r.consent else ''}")  # fmt: skip
+    if not found:
+        print("no recording rules: calls are recorded only by the feature code")
+    return 0
+
+
+def cmd_recording_add_rule(args: argparse.Namespace) -> int:
+    rule = recordings.add_rule(
+        open_db(args.data), args.match, args.value, record=not args.no_record,
+        retention_days=args.retention_days, consent=args.consent,
+    )  # fmt: skip
+    _notify_core(args)
+    print(f"recording rule {rule.id} added: {rule.match} {rule.value}")
+    return 0
+
+
+def cmd_recording_remove_rule(args: argparse.Namespace) -> int:
+    recordings.remove_rule(open_db(args.data), args.id)
+    _notify_core(args)
+    print(f"recording rule {args.id} removed")
+    return 0
+
+
+def cmd_recording_list(args: argparse.Namespace) -> int:
+    found = recordings.listing(open_db(args.data), call_id=args.call, limit=args.limit,
+                               include_deleted=args.deleted)  # fmt: skip
+    for r in found:
+        started = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.started_at))
+        gone = f"  deleted ({r.deleted_reason})" if r.deleted_at is not None else ""
+        print(f"{r.id:>6}  {started}  {r.call_id}  {r.seconds:7.1f} s  {r.bytes:>10} B"
+              f"  {r.path}{gone}")  # fmt: skip
+    if not found:
+        print("no recordings")
+    return 0
+
+
+def cmd_recording_settings(args: argparse.Namespace) -> int:
+    db = open_db(args.data)
+    if args.key is not None:
+        if args.value is None:
+            raise recordings.RecordingError(T("give a value for {key}", key=args.key))
+        with transaction(db):
+            recordings.set_setting(db, args.key, args.value)
+        _notify_core(args)
+    for key, value in recordings.all_settings(db).items():
+        print(f"{key} = {value}  # {recordings.SETTINGS[key].help}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pbx", description="IP-PBX appliance: run the services and manage the box."
@@ -717,6 +804,44 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(banssub, "remove", "lift an address's ban (and forget its earlier bans)",
                 cmd_bans_remove)  # fmt: skip
     p.add_argument("address", help="the banned IP address")
+    rec = command(sub, "recording", "call recording: rules, recordings, storage settings", None)
+    recsub = rec.add_subparsers(dest="recording_command", required=True, metavar="COMMAND")
+    command(recsub, "rules", "list the rules that decide which calls are recorded",
+            cmd_recording_rules)  # fmt: skip
+    p = command(recsub, "add-rule", "record (or not) the calls of an extension, DID, route or"
+                " direction", cmd_recording_add_rule)  # fmt: skip
+    p.add_argument("match", choices=recordings.MATCH_KINDS,
+                   help="what the rule looks at; the most specific kind decides")  # fmt: skip
+    p.add_argument("value", help="the extension or DID, the route or trunk name, or inbound, "
+                                 "outbound or internal")  # fmt: skip
+    p.add_argument(
+        "--no-record",
+        action="store_true",
+        help="do not record these calls (an exception to a broader rule)",
+    )
+    p.add_argument("--retention-days", type=int, metavar="DAYS",
+                   help="keep its recordings this long (default: recording.retention_days; "
+                        "0 for ever)")  # fmt: skip
+    p.add_argument(
+        "--consent",
+        action="store_true",
+        help="inbound callers hear that the call is recorded before it connects",
+    )
+    p = command(recsub, "remove-rule", "remove a recording rule", cmd_recording_remove_rule)
+    p.add_argument("id", type=int, help="the rule's number, as `pbx recording rules` shows")
+    p = command(recsub, "list", "list the recordings, newest first", cmd_recording_list)
+    p.add_argument("--call", metavar="CALL_ID", help="only this call's recordings")
+    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.add_argument("--deleted", action="store_true", help="include deleted ones and why")
+    p = command(recsub, "settings", "show recording settings, or change one",
+                cmd_recording_settings)  # fmt: skip
+    p.add_argument("key", nargs="?", choices=list(recordings.SETTINGS),
+                   help="a setting to change")  # fmt: skip
+    p.add_argument("value", nargs="?", help="its new value")
+    cli_menus.add_commands(sub, command, _notify_core)
+    cli_prompts.add_commands(sub, command)
+    cli_lines.add_commands(sub, command)
+    cli_voicemail.add_commands(sub, command, _notify_core)
     return parser
 
 
@@ -731,7 +856,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except (
         ExtensionError, SettingError, TrunkError, DidError, RouteError, NumberTaken,
-        DestinationError,
+        DestinationError, recordings.RecordingError, MenuError, *cli_prompts.ERRORS,
+        *cli_lines.ERRORS, *cli_voicemail.ERRORS,
     ) as exc:  # fmt: skip
         print(f"pbx: error: {exc}", file=sys.stderr)
         return 2

@@ -70,15 +70,27 @@ async def serve(path: Path, commands: dict[str, Command]) -> asyncio.AbstractSer
     return server
 
 
+def lines_socket_path(data_dir: Path) -> Path:
+    """The analog gateway's (`pbx-lines`) control socket: the same protocol, another process."""
+    return data_dir / "run" / "lines.sock"
+
+
 def call(data_dir: Path, cmd: str, timeout: float = 5.0, **args: Any) -> dict[str, Any]:
     """Send one command to the running core (blocking); raises ControlError."""
-    path = socket_path(data_dir)
+    return call_at(socket_path(data_dir), cmd, timeout, "the core", **args)
+
+
+def call_at(
+    path: Path, cmd: str, timeout: float = 5.0, service: str = "the service", **args: Any
+) -> dict[str, Any]:
+    """Send one command to the service listening on `path` (blocking); raises ControlError,
+    naming `service` when nothing listens there."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         sock.settimeout(timeout)
         try:
             sock.connect(str(path))
         except (FileNotFoundError, ConnectionRefusedError):
-            raise ControlError(f"the core is not running (no {path})") from None
+            raise ControlError(f"{service} is not running (no {path})") from None
         sock.sendall(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
         chunks = []
         while chunk := sock.recv(65536):

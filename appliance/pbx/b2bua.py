@@ -28,9 +28,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from appliance.media.engine import Codec, MediaEngine, MediaError
+from appliance.media.sources import tones
 from appliance.pbx import encryption
 from appliance.pbx.encryption import LegCrypto, Policies
-from appliance.pbx.legs import Call, Fork, Leg, Origin, Target
+from appliance.pbx.legs import Call, CallHooks, Fork, Leg, Origin, Target
 from appliance.pbx.offer import (
     AUDIO_CODECS,
     CallError,
@@ -40,6 +41,7 @@ from appliance.pbx.offer import (
     rtcp_port,
 )
 from appliance.pbx.session import ALLOW, MIN_SE, Sessions, session_expires
+from appliance.pbx.speech import ringback
 from appliance.pbx.transfer import Transfers
 from appliance.sip import sdp
 from appliance.sip.dialog import Dialog, DialogId, Reliable, new_branch, request_dialog_id
@@ -114,6 +116,8 @@ class CallEngine:
         self.pending: dict[tuple[str, ...], Call] = {}
         self.sessions = Sessions(self)
         self.transfers = Transfers(self)
+        self.hooks = CallHooks()
+        """What call features (recording, hold music) watch: `legs.CallHooks`."""
         self._sweeper: asyncio.Task[None] | None = None
         endpoint.handlers.update({
             "INVITE": self.on_invite,
@@ -341,6 +345,40 @@ class CallEngine:
         """End a call that has not been answered: `status` to the caller, the CDR written."""
         self._fail_caller(call, status, reason, disposition, "system")
 
+    def answer(self, call: Call, on_answered: Callable[[Call], None]) -> None:
+        """The box answers the caller itself (an IVR menu, an announcement, voicemail): 200 with
+        its own SDP in the caller's codec; `on_answered` once the caller's ACK is in and media
+        flows. The call is then answered with no callee: a destination plays into, collects
+        digits on and records `call.a.media`, and may still `ring` targets."""
+        if call.ended:
+            return
+        if call.box_answered or call.state == "answered":
+            if call.on_acked is None:
+                on_answered(call)
+            else:
+                call.on_acked = on_answered
+            return
+        a = call.a
+        for fork in call.forks:  # whatever rang before (no answer: to voicemail)
+            if not fork.done:
+                self._cancel_fork(fork)
+        call.box_answered = True
+        call.on_acked = on_answered
+        if a.codec is None and a.offered:
+            a.codec = a.offered[0]
+            a.media.set_codec(a.codec)
+        self._answer_caller(call)
+
+    def goto(self, call: Call, destination: str) -> None:
+        """Hand the call to the destination `KIND:TARGET` (an IVR choice, a timeout's target)."""
+        if not call.ended:
+            self.dialplan.stored(destination).route(call, self)
+
+    def hangup(self, call: Call, cause: str) -> None:
+        """End the call from the box: BYE to an answered caller, else a final response."""
+        if not call.ended:
+            self.hangup_all(call, "system", cause)
+
     def identity(self, call: Call) -> str:
         """The caller as the callee sees it: name and number (a DID's label before them)."""
         number = call.a.number
@@ -420,6 +458,13 @@ class CallEngine:
         if targets and not rung:
             self.reject(call, 488, "Not Acceptable Here (SRTP required, and the phone is not"
                                    " on SIP over TLS)")  # fmt: skip
+        elif call.box_answered and rung:
+            call.a.media.play(tones(ringback(self.dialplan.country)))
+            if call.ring_timer is not None:
+                call.ring_timer.cancel()
+            call.ring_timer = asyncio.get_running_loop().call_later(
+                self.config.ring_timeout, self.ring_timeout, call
+            )
 
     def _policy(self, origin: Origin, caller: str) -> str:
         """The SRTP policy of the line a call comes from: its trunk's or its extension's."""
@@ -454,12 +499,12 @@ class CallEngine:
             return
         fork.done = True
         call.statuses.append(status)
-        if call.state == "ringing" and all(f.done for f in call.forks):
+        if call.wants_callee and all(f.done for f in call.forks):
             self._forks_failed(call)
 
     def _fork_provisional(self, fork: Fork, resp: Response) -> None:
         call = fork.call
-        if resp.status == 100 or fork.done or call.state != "ringing":
+        if resp.status == 100 or fork.done or not call.wants_callee:
             return
         if resp.to.tag and fork.early is None:
             fork.early = Dialog.as_uac(fork.request, resp, fork.dest, fork.target.via)
@@ -482,7 +527,8 @@ class CallEngine:
             except (sdp.SdpError, CallError) as exc:
                 logger.info("call %s: unusable early SDP: %s", call.id, exc)
                 return
-            self._provisional(call, 183, body=call.early_sdp)
+            if not call.box_answered:
+                self._provisional(call, 183, body=call.early_sdp)
             return
         if resp.status == 180 and not call.ringing_sent:
             call.ringing_sent = True
@@ -572,7 +618,7 @@ class CallEngine:
             ack = call.b.dialog.ack(cseq, *fork.ack_body)
             self.endpoint.send(bytes(ack), fork.dest)  # the 2xx retransmitted
             return
-        if call.state != "ringing" or fork.done:
+        if not call.wants_callee or fork.done:
             # Another phone won, or the call is gone: ACK and BYE this one (§13.2.2.4); a
             # repeated 2xx (our ACK lost) is ACKed again, and not hung up twice.
             self.endpoint.send(bytes(dialog.ack(cseq)), fork.dest)
@@ -623,7 +669,16 @@ class CallEngine:
         for other in call.forks:
             if other is not fork and not other.done:
                 self._cancel_fork(other)
+        if call.box_answered:  # the caller has been talking to the box: now to the callee
+            if call.ring_timer is not None:
+                call.ring_timer.cancel()
+            call.a.media.stop_playback()
+            if call.a.media.peer is not b.media:
+                call.a.media.connect(b.media)
+            CallHooks.fire(self.hooks.bridged, call)
+            return
         self._answer_caller(call)
+        CallHooks.fire(self.hooks.bridged, call)
 
     def _answer_caller(self, call: Call) -> None:
         a = call.a
@@ -641,8 +696,8 @@ class CallEngine:
         body = call.early_sdp
         if call.late_offer:
             # The caller sent no offer: ours goes in the 2xx, its answer comes in the ACK.
-            assert call.b is not None and call.b.codec is not None
-            a.offered = box_codecs([call.b.codec], call.offer_codecs)
+            first = [call.b.codec] if call.b is not None and call.b.codec is not None else []
+            a.offered = box_codecs(first, call.offer_codecs)
             if a.crypto.transport in encryption.SECURE_TRANSPORTS:
                 encryption.offer_key(a.crypto)
             body = a.our_sdp(a.offered)
@@ -708,6 +763,9 @@ class CallEngine:
         if call.on_fail is not None:
             call.on_fail(call, status, reason or "")
         phrase = response.reason if response is not None else (reason or "")
+        if call.box_answered:  # the caller talked to the box: a BYE ends its dialog
+            call.a.hangup()
+            disposition = "answered"
         call.finish(disposition, side, f"{status} {phrase}".strip())
 
     def _cancel_fork(self, fork: Fork) -> None:
@@ -722,6 +780,12 @@ class CallEngine:
         if call.state == "ringing":
             self._fail_caller(call, 480, "Temporarily Unavailable (no answer)", "no-answer",
                               "system")  # fmt: skip
+        elif call.wants_callee and call.forks:  # rung after the box answered: nobody took it
+            for fork in call.forks:
+                if not fork.done:
+                    self._cancel_fork(fork)
+            call.statuses.append(480)
+            self._forks_failed(call)
 
     # -- CANCEL and ACK from the caller --------------------------------------------------------
 
@@ -747,6 +811,11 @@ class CallEngine:
             call = leg.call
             if call is not None and call.late_offer and leg is call.a and leg.codec is None:
                 self._late_answer(call, req)
+            if call is not None and leg is call.a and call.on_acked is not None and (
+                not call.ended
+            ):  # fmt: skip
+                acked, call.on_acked = call.on_acked, None
+                acked(call)
 
     def _late_answer(self, call: Call, ack: Request) -> None:
         """The caller's answer to the offer in our 2xx, in its ACK: the media can flow."""
@@ -795,6 +864,9 @@ class CallEngine:
             self._fail_caller(call, 487, None, "cancelled", leg.role)
             return
         side = "caller" if leg is call.a else "callee"
+        for fork in call.forks:  # rung from an IVR menu, say: stop ringing
+            if not fork.done:
+                self._cancel_fork(fork)
         peer = leg.peer
         if peer is not None and peer.transfer is not None:
             peer.call = peer.transfer  # the transferor left, as it may: the transfer goes on
@@ -808,6 +880,9 @@ class CallEngine:
         if call.state == "ringing":
             self._fail_caller(call, 480, None, "failed", side)
             return
+        for fork in call.forks:
+            if not fork.done:
+                self._cancel_fork(fork)
         for leg in (call.a, call.b):
             if leg is not None and leg.call is call:
                 leg.hangup()
@@ -858,9 +933,9 @@ class CallEngine:
         txn.respond(leg.dialog.response(req, 200))
         if digit:
             digit = {"10": "*", "11": "#"}.get(digit, digit).upper()
-            peer = leg.peer
-            if peer is not None and len(digit) == 1 and digit in "0123456789*#ABCD":
-                peer.media.send_dtmf(digit, duration)
+            if len(digit) == 1 and digit in "0123456789*#ABCD":
+                # to a collector (IVR, PIN) when one is active, else observed and relayed
+                leg.media.dtmf_received(digit, duration)
 
     # -- media timeouts ---------------------------------------------------------------------------
 
@@ -874,13 +949,14 @@ class CallEngine:
         now = time.monotonic()
         wall = time.time()
         for call in list(self.calls.values()):
-            if call.state != "answered" or call.b is None:
+            if call.state != "answered" or (call.b is None and not call.box_answered):
                 continue
             if call.answered_at is not None and wall - call.answered_at > self.config.max_duration:
                 self.hangup_all(call, "system", "maximum call duration")
                 continue
-            held = call.a.direction != "sendrecv" or call.b.direction != "sendrecv"
-            rx = call.a.media.rx_packets + call.b.media.rx_packets
+            legs = [leg for leg in (call.a, call.b) if leg is not None]
+            held = any(leg.direction != "sendrecv" for leg in legs)
+            rx = sum(leg.media.rx_packets for leg in legs)
             if rx != call.last_rx or held:
                 call.last_rx, call.silent_since = rx, now
             elif now - call.silent_since > self.config.media_timeout:

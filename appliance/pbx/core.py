@@ -22,15 +22,21 @@ except ImportError:  # pragma: no cover
 
 from appliance import certs, control, heap
 from appliance.media.engine import MediaEngine, MediaError
+from appliance.pbx import recording as call_recording
 from appliance.pbx.b2bua import CallConfig, CallEngine
 from appliance.pbx.checkpoint import CallCheckpoint
 from appliance.pbx.dialplan import DialPlan, Rules
 from appliance.pbx.directory import Directory, Numbers
 from appliance.pbx.encryption import Policies
+from appliance.pbx.hold import HoldMusic
+from appliance.pbx.mail import MailConfig, Mailer
+from appliance.pbx.mwi import MessageWaiting
 from appliance.pbx.outbox import Outbox
+from appliance.pbx.retention import Keeper as RecordingKeeper
 from appliance.pbx.security import BanKeeper, guard_config
 from appliance.pbx.tollfraud import History, Limits
 from appliance.pbx.trunks import Trunks
+from appliance.pbx.voicemail import Voicemail
 from appliance.service import sd_notify
 from appliance.sip.digest import DigestServer
 from appliance.sip.endpoint import SipEndpoint
@@ -93,6 +99,9 @@ class Config:
     limits: Limits
     events_retention_days: int
     overload_queue_kib: int
+    recording: call_recording.Config
+    music_class: str
+    mail: MailConfig = MailConfig()  # noqa: RUF009 (frozen: one shared default is safe)
 
     @classmethod
     def read(cls, db: Database) -> Config:
@@ -119,6 +128,9 @@ class Config:
             Limits.read(db),
             settings.get_int(db, "events.retention_days"),
             settings.get_int(db, "sip.overload_queue_kib"),
+            call_recording.Config.read(db),
+            settings.get_str(db, "moh.class"),
+            mail=MailConfig.read(db),
         )
 
     @classmethod
@@ -196,6 +208,7 @@ class Core:
         self.directory = Directory()
         self.trunks = Trunks(self.endpoint, lambda: self.advertised, self._normalize)
         self.dialplan = DialPlan(self.directory, self.trunks)
+        self.dialplan.prompts.data_dir = options.data_dir
         self.outbox = Outbox(self.writer)
         self.tollfraud = self.dialplan.tollfraud  # toll-fraud limits: events through the outbox
         self.tollfraud.outbox = self.outbox
@@ -205,6 +218,22 @@ class Core:
         )  # fmt: skip
         self.trunks.calls_on = self.calls.calls_on
         self.call_checkpoint = CallCheckpoint(self.calls, self.writer)
+        self.recording = call_recording.CallRecording(
+            self.media, options.data_dir, self.writer, prompts=self.dialplan.prompts
+        )
+        """Call recording by the rules and the feature code: a feature on the call hooks."""
+        self.recording.attach(self.calls)
+        self.hold_music = HoldMusic(self.calls, options.data_dir)
+        self.recording_keeper = RecordingKeeper(options.data_dir, self.writer)
+        self.voicemail = Voicemail(options.data_dir, self.writer, outbox=self.outbox,
+                                   mailer=Mailer())  # fmt: skip
+        """Voicemail: mailboxes for the dial plan's destinations, MWI, e-mail."""
+        self.voicemail.load_counts(self.db)
+        self.dialplan.voicemail = self.voicemail
+        self.mwi = MessageWaiting(self.calls, self.voicemail.counts)
+        self.mwi.unsolicited = self.voicemail.unsolicited
+        self.voicemail.mwi = self.mwi
+        self.endpoint.handlers["SUBSCRIBE"] = self.mwi.on_subscribe
         self._background: set[asyncio.Task[None]] = set()
         self._reloading = asyncio.Lock()
         self.cdr_retention = cdrs.Retention()
@@ -337,6 +366,10 @@ class Core:
         self.endpoint.overload.set_threshold(config.overload_queue_kib)
         self.sip_guard.config = config.security
         self.calls.encryption = config.media_encryption  # for new offers; calls keep theirs
+        self.recording.config = config.recording
+        self.hold_music.music_class = config.music_class
+        if self.voicemail.mailer is not None:
+            self.voicemail.mailer.config = config.mail
 
     def _give_back_memory(self) -> None:
         """A load ended (the completed transactions it left expired): give the system back what
@@ -451,6 +484,7 @@ class Core:
         self.checkpointer.start(self.db)
         self.media.start()
         self.calls.start()
+        self.recording_keeper.start()  # crash recovery of recordings, then the storage rules
         self.tollfraud.start()
         self.trunks.start()
         sock_path = control.socket_path(opts.data_dir)
@@ -470,6 +504,7 @@ class Core:
             loop.add_signal_handler(sig, self._stop.set)
         tasks = [asyncio.create_task(self._purge()), asyncio.create_task(self._prune())]
         tasks.append(asyncio.create_task(self.call_checkpoint.run()))
+        tasks.append(asyncio.create_task(self.recording_keeper.run()))
         watchdog_usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
         if watchdog_usec > 0:
             tasks.append(asyncio.create_task(self._watchdog(watchdog_usec / 2e6)))
@@ -485,6 +520,8 @@ class Core:
             for task in tasks:
                 task.cancel()
             self.calls.close()
+            self.mwi.close()
+            self.voicemail.close()
             self.tollfraud.close()
             await self.trunks.close()
             self.media.close()

@@ -10,7 +10,7 @@ every trunk in turn, whatever the caller's permissions.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from appliance import numbering
@@ -20,13 +20,17 @@ from appliance.pbx.destinations.hangup import Hangup
 from appliance.pbx.destinations.route import Outbound
 from appliance.pbx.directory import Directory
 from appliance.pbx.legs import Origin
+from appliance.pbx.speech import Prompts
 from appliance.pbx.tollfraud import Guard
+from appliance.store import menus as menu_store
 from appliance.store import routes, settings
+from appliance.store import voicemail as voicemail_store
 from appliance.store.database import Database
 
 if TYPE_CHECKING:
     from appliance.pbx.legs import Call
     from appliance.pbx.trunks import Trunks
+    from appliance.pbx.voicemail import Voicemail
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +61,14 @@ class Rules:
     unknown_did: str
     routes: numbering.PatternTable[RouteEntry]
     by_name: dict[str, RouteEntry]
+    language: str = "en"
+    menus: dict[str, menu_store.Menu] = field(default_factory=dict)
+    announcements: dict[str, menu_store.Announcement] = field(default_factory=dict)
+    custom_prompts: dict[str, str] = field(default_factory=dict)
+    """Custom prompts' files (relative to the data directory), by name."""
+    mailboxes: dict[str, voicemail_store.Mailbox] = field(default_factory=dict)
+    features: dict[str, str] = field(default_factory=dict)
+    """Feature codes a phone dials, each with its destination (`FEATURES`)."""
 
     @classmethod
     def read(cls, db: Database) -> Rules:
@@ -72,7 +84,30 @@ class Rules:
             settings.get_str(db, "dialplan.unknown_did"),
             numbering.PatternTable(table),
             by_name,
+            settings.get_str(db, "office.language"),
+            {m.name: m for m in menu_store.list_menus(db)},
+            {a.name: a for a in menu_store.list_announcements(db)},
+            _custom_prompts(db),
+            {b.number: b for b in voicemail_store.mailboxes(db)},
+            _features(db),
         )
+
+
+FEATURES = {"features.voicemail": "voicemail-main:own"}
+"""The feature codes a phone dials as a call, by their setting (`settings.feature_codes` lists
+every code, with those used during a call: `recording.feature_code`), and where each goes.
+A code starts with * or #, so it never shadows an extension or a DID (those are digits)."""
+
+
+def _features(db: Database) -> dict[str, str]:
+    codes = settings.feature_codes(db)
+    return {codes[key]: destination for key, destination in FEATURES.items() if key in codes}
+
+
+def _custom_prompts(db: Database) -> dict[str, str]:
+    from appliance.store import prompts
+
+    return {p.name: p.path for p in prompts.list_all(db)}
 
 
 class DialPlan:
@@ -85,8 +120,16 @@ class DialPlan:
         self._routes: numbering.PatternTable[RouteEntry] = numbering.PatternTable([])
         self._by_name: dict[str, RouteEntry] = {}
         self._kinds = kinds()
+        self.menus: dict[str, menu_store.Menu] = {}
+        self.announcements: dict[str, menu_store.Announcement] = {}
+        self.prompts = Prompts()
+        """Where the prompts menus name are (the core sets its data directory)."""
         self.tollfraud = Guard(directory)
         """The toll-fraud limits an outbound route checks (`tollfraud.py`)."""
+        self.features: dict[str, str] = {}
+        """Feature codes dialled as calls (`*97`), with their destinations."""
+        self.voicemail: Voicemail | None = None
+        """The voicemail feature (the core sets it): mailboxes, messages, MWI."""
 
     def load(self, db: Database) -> None:
         """Re-read routes and settings (the directory is loaded beside it)."""
@@ -97,6 +140,13 @@ class DialPlan:
         self.country, self.area_code = rules.country, rules.area_code
         self.unknown_did = rules.unknown_did
         self._routes, self._by_name = rules.routes, rules.by_name
+        self.menus, self.announcements = rules.menus, rules.announcements
+        self.prompts.language = rules.language
+        self.prompts.custom = rules.custom_prompts
+        self.features = rules.features
+        if self.voicemail is not None:
+            code = next((c for c, d in rules.features.items() if d.startswith("voicemail-")), "")
+            self.voicemail.use(rules.mailboxes, rules.language, code)
 
     def route_named(self, name: str) -> RouteEntry | None:
         return self._by_name.get(name)
@@ -135,6 +185,9 @@ class DialPlan:
                 return self.stored(entry.destination)
             logger.info("call to unknown DID %s on trunk %s", number, call.origin.trunk)
             return self.stored(self.unknown_did)
+        feature = self.features.get(number)
+        if feature is not None:
+            return self.stored(feature)
         if self.directory.extension(number) is not None:
             return Extension(number)
         did = self.directory.did(number) or self.directory.did(self.normalize(number))

@@ -51,13 +51,26 @@ class Directory:
     def __init__(self) -> None:
         self._extensions: dict[str, ExtensionEntry] = {}
         self._dids: dict[str, DidEntry] = {}
+        self._prefixes: frozenset[str] = frozenset()
+        self._longest = 0
 
     def load(self, db: Database) -> None:
         self.use(Numbers.read(db))
 
     def use(self, numbers: Numbers) -> None:
         """Serve from `numbers` from now on (a swap: no lookup sees half of it)."""
+        prefixes = {n[:i] for n in numbers.extensions for i in range(1, len(n))}
+        longest = max((len(n) for n in numbers.extensions), default=0)
         self._extensions, self._dids = numbers.extensions, numbers.dids
+        self._prefixes, self._longest = frozenset(prefixes), longest
+
+    def has_extension_prefix(self, digits: str) -> bool:
+        """Whether `digits` begin some extension's number (and are not all of it)."""
+        return digits in self._prefixes
+
+    def longest_extension(self) -> int:
+        """The number of digits of the longest extension number."""
+        return self._longest
 
     def extension(self, number: str) -> ExtensionEntry | None:
         return self._extensions.get(number)

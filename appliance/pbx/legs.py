@@ -5,10 +5,11 @@ life cycle and CDR."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from appliance.media.engine import Codec, MediaLeg
@@ -25,6 +26,8 @@ from appliance.store import cdrs
 
 if TYPE_CHECKING:
     from appliance.pbx.b2bua import CallEngine
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,6 +244,28 @@ class Fork:
         return self.invite.request
 
 
+@dataclass(slots=True)
+class CallHooks:
+    """What call features (recording, hold music, statistics) watch, without the B2BUA knowing
+    them: each list's callables are called in order, and one that raises is logged, not fatal."""
+
+    bridged: list[Callable[[Call], None]] = field(default_factory=list)
+    """Two parties talk: the callee answered, or a transfer joined new ones (`call.a`/`call.b`)."""
+    finished: list[Callable[[Call], None]] = field(default_factory=list)
+    """The call ended; its CDR has been made."""
+    held: list[Callable[[Call, Leg, bool], None]] = field(default_factory=list)
+    """A phone put its call on hold (True) or took it off (False); the leg is the phone's that
+    asked, so its peer is the party held."""
+
+    @staticmethod
+    def fire(hooks: list[Callable[..., None]], *args: Any) -> None:
+        for hook in list(hooks):
+            try:
+                hook(*args)
+            except Exception:
+                logger.exception("call hook %r failed", hook)
+
+
 class Call:
     """A call attempt from a caller leg to a number, its CDR, and its life cycle."""
 
@@ -289,6 +314,19 @@ class Call:
         self.last_rx = 0
         self.silent_since = time.monotonic()
         self.ended = False
+        self.box_answered = False
+        """The box answered the caller itself (an IVR menu, an announcement, voicemail): the
+        caller's dialog is confirmed with no callee, and targets may still be rung."""
+        self.on_acked: Callable[[Call], None] | None = None
+        self.on_caller_gone: list[Callable[[Call], None]] = []
+        """Run once when the call ends, whoever ended it: destinations stop their timers."""
+
+    @property
+    def wants_callee(self) -> bool:
+        """Whether a target that answers now is taken: the caller still waits for one."""
+        return not self.ended and self.b is None and (
+            self.state == "ringing" or self.box_answered
+        )  # fmt: skip
 
     @property
     def answered_by(self) -> str | None:
@@ -331,6 +369,9 @@ class Call:
             self.engine.pending.pop(self.invite_txn.key, None)
         a, b = self.a, self.b
         self.engine.record(self.cdr(disposition, side, cause, time.time()))
+        gone, self.on_caller_gone = self.on_caller_gone, []
+        CallHooks.fire(gone, self)
+        CallHooks.fire(self.engine.hooks.finished, self)
         # Break the call's reference cycles (call <-> legs, forks <-> their transactions), so
         # that reference counting frees it all now, not a collector pass that stalls the loop.
         for fork in self.forks:
@@ -339,6 +380,8 @@ class Call:
             fork.invite = None
         self.forks = []
         self.on_answer = self.on_fail = None
+        self.on_targets_failed = None
+        self.on_acked = None
         self.ring_timer = None
         self.prov_reliable = None
         for leg in (a, b):

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from appliance.pbx.legs import Leg
+from appliance.pbx.legs import CallHooks, Leg
 from appliance.pbx.offer import CallError, audio, offered_codecs
 from appliance.sip import sdp
 from appliance.sip.dialog import Reliable
@@ -23,6 +23,8 @@ logger = logging.getLogger(__name__)
 
 ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, UPDATE, INFO, PRACK, REFER, NOTIFY"
 MIN_SE = 90
+HOLD_DIRECTIONS = ("sendonly", "inactive")
+"""What a phone's offer says when it puts its call on hold (RFC 3264 §8.4)."""
 """RFC 4028 §4: the smallest session interval we accept (its recommended minimum)."""
 
 
@@ -105,12 +107,16 @@ class Sessions:
             txn.respond(leg.dialog.response(req, 488, "Not Acceptable Here (no usable codec)"))
             return
         before = leg.snapshot()
+        was_held = leg.remote_direction in HOLD_DIRECTIONS
         try:
             leg.take_remote(desc)
         except CallError as exc:  # SRTP refused (`encryption`): the offer changes nothing
             leg.restore(before)
             txn.respond(leg.dialog.response(req, exc.status, exc.reason))
             return
+        holds = leg.remote_direction in HOLD_DIRECTIONS
+        if holds != was_held and leg.call is not None:
+            CallHooks.fire(self.engine.hooks.held, leg.call, leg, holds)
         leg.offered = offered
         current = [c for c in offered if c.name == leg.codec.name]
         # The same codec if still offered, else a codec change: then the engine transcodes.

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote
 
 from appliance.media.engine import MediaError
-from appliance.pbx.legs import Call, Leg
+from appliance.pbx.legs import Call, CallHooks, Leg
 from appliance.sip.dialog import DialogId
 from appliance.sip.headers import NameAddr
 from appliance.sip.message import Request, SipParseError
@@ -133,6 +133,7 @@ class Transfers:
         for leg in (a, b):
             if leg.direction != "sendrecv":
                 self.engine.sessions.reinvite(leg, "sendrecv")
+        CallHooks.fire(self.engine.hooks.bridged, call)
 
 
 def _replaces_of(uri: SipUri) -> DialogId | None:

@@ -115,7 +115,43 @@ def _hangup_describe(db: Database, cause: str) -> str:
     return T("hang up ({cause})", cause=CAUSE_NAMES.get(cause, cause))
 
 
+def _name_target(target: str) -> str:
+    if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,31}", target):
+        raise DestinationError(T("{target!r} is not a name", target=target))
+    return target
+
+
+def _menu_exists(db: Database, name: str) -> str | None:
+    row = db.execute("SELECT 1 FROM ivr_menus WHERE name = ?", [name]).fetchone()
+    return None if row is not None else T("there is no menu {name}", name=name)
+
+
+def _announcement_exists(db: Database, name: str) -> str | None:
+    row = db.execute("SELECT 1 FROM announcements WHERE name = ?", [name]).fetchone()
+    return None if row is not None else T("there is no announcement {name}", name=name)
+
+
+def _mailbox_exists(db: Database, number: str) -> str | None:
+    row = db.execute("SELECT 1 FROM voicemail_boxes WHERE number = ?", [number]).fetchone()
+    return None if row is not None else T("extension {number} has no mailbox", number=number)
+
+
 KINDS: dict[str, Kind] = {
+    "voicemail": Kind(
+        T("a mailbox"),
+        _extension_target,
+        _mailbox_exists,
+        lambda db, number: T("voicemail of {number}", number=number),
+    ),
+    "ivr": Kind(
+        T("an IVR menu"), _name_target, _menu_exists, lambda db, name: T("menu {name}", name=name)
+    ),
+    "announcement": Kind(
+        T("an announcement"),
+        _name_target,
+        _announcement_exists,
+        lambda db, name: T("announcement {name}", name=name),
+    ),
     "extension": Kind(T("an extension"), _extension_target, _extension_exists, _extension_describe),
     "route": Kind(
         T("an outbound route"), _route_target, _route_exists, _route_describe, inbound=False
@@ -191,7 +227,25 @@ def _unknown_did_to(db: Database, destination: str) -> list[str]:
     return []
 
 
-REFERRERS: list[Callable[[Database, str], list[str]]] = [_dids_to, _unknown_did_to]
+def _menus_to(db: Database, destination: str) -> list[str]:
+    rows = db.execute(
+        "SELECT menu FROM ivr_choices WHERE destination = ? UNION SELECT name FROM ivr_menus"
+        " WHERE on_timeout = ? OR on_invalid = ? ORDER BY 1",
+        [destination, destination, destination],
+    ).fetchall()
+    return [T("menu {name}", name=name) for (name,) in rows]
+
+
+def _announcements_to(db: Database, destination: str) -> list[str]:
+    rows = db.execute(
+        "SELECT name FROM announcements WHERE then_to = ? ORDER BY name", [destination]
+    ).fetchall()
+    return [T("announcement {name}", name=name) for (name,) in rows]
+
+
+REFERRERS: list[Callable[[Database, str], list[str]]] = [
+    _dids_to, _unknown_did_to, _menus_to, _announcements_to,
+]  # fmt: skip
 """Everything that sends calls to a destination: each returns who sends calls to it."""
 
 

@@ -24,7 +24,7 @@ PRUNE_BATCH = 5_000
 
 DAY = 86_400.0
 
-ALERT_KINDS = ("tollfraud.new_country", "tollfraud.limit")
+ALERT_KINDS = ("tollfraud.new_country", "tollfraud.limit", "recording.space")
 """Kinds shown on the dashboard until a user acknowledges them."""
 
 

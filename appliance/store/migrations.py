@@ -268,6 +268,82 @@ def _m0009_live_calls(db: Database) -> None:
     _widen_check(db, "cdrs", "disposition", "interrupted")
 
 
+def _m0010_custom_prompts(db: Database) -> None:
+    # Prompts the office made: typed text synthesised offline, or uploaded audio
+    # (appliance.store.prompts).
+    from appliance.store.prompts import migrate_tables
+
+    migrate_tables(db)
+
+
+def _m0011_call_recording(db: Database) -> None:
+    # Recordings' rows and the rules deciding which calls are recorded (appliance.store.recordings).
+    from appliance.store.recordings import migrate_tables
+
+    migrate_tables(db)
+
+
+def _m0012_voicemail(db: Database) -> None:
+    # Mailboxes (one per extension) and the messages left in them (appliance.store.voicemail).
+    from appliance.store.voicemail import migrate_tables
+
+    migrate_tables(db)
+
+
+def _m0013_menus(db: Database) -> None:
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS ivr_menus (
+            name TEXT PRIMARY KEY,
+            label TEXT NOT NULL DEFAULT '',
+            greeting TEXT NOT NULL,
+            invalid_prompt TEXT NOT NULL DEFAULT 'sound:pbx-invalid',
+            timeout INTEGER NOT NULL DEFAULT 5 CHECK (timeout BETWEEN 1 AND 60),
+            repeats INTEGER NOT NULL DEFAULT 3 CHECK (repeats BETWEEN 1 AND 10),
+            direct_dial INTEGER NOT NULL DEFAULT 0 CHECK (direct_dial IN (0, 1)),
+            on_timeout TEXT NOT NULL DEFAULT 'hangup:unavailable',
+            on_invalid TEXT NOT NULL DEFAULT 'hangup:unavailable',
+            created_at REAL NOT NULL
+        )"""
+    )
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS ivr_choices (
+            menu TEXT NOT NULL REFERENCES ivr_menus (name) ON DELETE CASCADE,
+            key TEXT NOT NULL CHECK (length(key) = 1 AND instr('0123456789*#', key) > 0),
+            destination TEXT NOT NULL,
+            PRIMARY KEY (menu, key)
+        )"""
+    )
+    db.execute("CREATE INDEX IF NOT EXISTS ivr_choices_destination ON ivr_choices (destination)")
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS announcements (
+            name TEXT PRIMARY KEY,
+            label TEXT NOT NULL DEFAULT '',
+            prompt TEXT NOT NULL,
+            then_to TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL
+        )"""
+    )
+
+
+def _m0014_analog_ports(db: Database) -> None:
+    db.execute(
+        """CREATE TABLE IF NOT EXISTS ports (
+            port INTEGER PRIMARY KEY CHECK (port BETWEEN 1 AND 64),
+            kind TEXT NOT NULL CHECK (kind IN ('fxs', 'fxo')),
+            extension TEXT NOT NULL DEFAULT '',
+            password TEXT NOT NULL DEFAULT '',
+            trunk TEXT NOT NULL DEFAULT '',
+            caller_id TEXT NOT NULL DEFAULT 'etsi-fsk'
+                CHECK (caller_id IN ('etsi-fsk', 'bell202', 'dtmf', 'none')),
+            board TEXT NOT NULL DEFAULT 'sim'
+        )"""
+    )
+    db.execute(
+        "CREATE UNIQUE INDEX IF NOT EXISTS ports_extension ON ports (extension)"
+        " WHERE extension != ''"
+    )
+
+
 def _widen_check(db: Database, table: str, column: str, value: str) -> None:
     """Add `value` to the `CHECK (column IN (...))` of `table`: SQLite cannot alter a
     constraint, so the table is rebuilt as its documented procedure says (a new table with the
@@ -312,6 +388,11 @@ MIGRATIONS: list[tuple[int, str, Migration]] = [
     (7, "events outbox; toll-fraud limits", _m0007_events_tollfraud),
     (8, "media encryption per extension and trunk", _m0008_media_encryption),
     (9, "live-call checkpoint; CDR disposition interrupted", _m0009_live_calls),
+    (10, "custom prompts", _m0010_custom_prompts),
+    (11, "call recording", _m0011_call_recording),
+    (12, "voicemail", _m0012_voicemail),
+    (13, "IVR menus and announcements", _m0013_menus),
+    (14, "analog ports", _m0014_analog_ports),
 ]
 
 

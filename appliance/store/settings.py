@@ -89,6 +89,53 @@ class TextSetting:
 
 
 @dataclass(frozen=True, slots=True)
+class SecretSetting(TextSetting):
+    """Text that is a secret (the SMTP relay's password): validated like text, but pages,
+    logs and exports show `MASK` in its place (`secret` says so to them)."""
+
+    secret: bool = True
+
+
+MASK = "********"
+
+
+FEATURE_CODE_RE = re.compile(r"[*#][0-9*#]{1,3}\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureCodeSetting(TextSetting):
+    """A feature code a phone dials (`*97`): `*` or `#` then 1 to 3 keys, so that it never
+    shadows an extension's number or a DID (those are digits); `check` refuses a code another
+    feature already has."""
+
+    def validate(self, text: str) -> str:
+        code = text.strip()
+        if not FEATURE_CODE_RE.match(code):
+            raise SettingError(
+                T("{key} must be * or # and 1 to 3 more keys (e.g. *97), not {text!r}",
+                  key=self.key, text=text)
+            )  # fmt: skip
+        return code
+
+    def check(self, db: Database, value: str) -> None:
+        for key, other in feature_codes(db).items():
+            if key != self.key and other == value:
+                raise SettingError(
+                    T("{key}: {code} is already the feature code of {other}", key=self.key,
+                      code=value, other=key)
+                )  # fmt: skip
+
+
+def feature_codes(db: Database) -> dict[str, str]:
+    """Every feature code the box has, by its setting: the `features.*` settings and the
+    on-demand recording code (`recording.feature_code`, kept with the recording settings)."""
+    codes = {key: str(get(db, key)) for key in SETTINGS if key.startswith("features.")}
+    row = db.execute("SELECT value FROM settings WHERE key = 'recording.feature_code'").fetchone()
+    codes["recording.feature_code"] = "*1" if row is None else str(row[0])
+    return codes
+
+
+@dataclass(frozen=True, slots=True)
 class DigitsSetting:
     """A short string of digits a technician types (a city code), possibly empty."""
 
@@ -373,6 +420,12 @@ SETTINGS: dict[str, Setting] = {
         IntSetting("ext.number_min", 10, 10, 999999, T("lowest extension number allowed")),
         IntSetting("ext.number_max", 999999, 10, 999999, T("highest extension number allowed")),
         TextSetting("office.name", "", 64, T("the office's name, shown on the setup page")),
+        TextSetting(
+            "moh.class",
+            "default",
+            32,
+            T("the hold music played to held callers: a class (folder of tracks)"),
+        ),
         ChoiceSetting(
             "office.country", "US", COUNTRIES, T("country: sets dial tones and ring cadence")
         ),
@@ -389,6 +442,25 @@ SETTINGS: dict[str, Setting] = {
             5,
             T("the office's city code, for local numbers and 7-digit dialling"),
         ),
+        FeatureCodeSetting(
+            "features.voicemail", "*97", 4, T("the code a phone dials to hear its voicemail")
+        ),
+        TextSetting(
+            "mail.host",
+            "",
+            253,
+            T("the SMTP relay voicemail is e-mailed through (empty: no e-mail)"),
+        ),
+        IntSetting("mail.port", 587, 1, 65535, T("the SMTP relay's port (587 submission, 25)")),
+        ChoiceSetting(
+            "mail.starttls",
+            "yes",
+            {"yes": T("yes"), "no": T("no")},
+            T("whether to ask the SMTP relay for STARTTLS before sending"),
+        ),
+        TextSetting("mail.user", "", 128, T("the SMTP relay's user name (empty: no AUTH)")),
+        SecretSetting("mail.password", "", 128, T("the SMTP relay's password")),
+        TextSetting("mail.from", "", 254, T("the sender address of voicemail e-mails")),
         DestinationSetting(
             "dialplan.unknown_did",
             "hangup:not-found",
@@ -426,6 +498,9 @@ def set_value(db: Database, key: str, text: str) -> int | str:
         )
     value = spec.validate(text)
     if isinstance(spec, DestinationSetting):
+        assert isinstance(value, str)
+        spec.check(db, value)
+    if isinstance(spec, FeatureCodeSetting):
         assert isinstance(value, str)
         spec.check(db, value)
     db.execute(

@@ -42,6 +42,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         dids,
         extensions,
         i18n,
+        recordings,
         routes,
         security,
         setup,
@@ -76,8 +77,32 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     csrf.init_app(app)
     auth.init_app(app)
-    pages = (auth, setup, dashboard, extensions, trunks, dids, routes, cdrs, security, system)
+    pages = (
+        auth,
+        setup,
+        dashboard,
+        extensions,
+        trunks,
+        dids,
+        routes,
+        cdrs,
+        recordings,
+        security,
+        system,
+    )
     for module in (*pages, api):
         app.register_blueprint(module.bp)
+    from appliance.web import prompts as prompts_page
+
+    app.register_blueprint(prompts_page.bp)
+    from appliance.web import menus as menus_page
+
+    app.register_blueprint(menus_page.bp)
+    from appliance.web import ports as ports_page
+
+    app.register_blueprint(ports_page.bp)
+    from appliance.web import voicemail as voicemail_page
+
+    app.register_blueprint(voicemail_page.bp)
     csrf.exempt(api.bp)  # bearer tokens, never cookies: there is nothing to forge
     return app

@@ -30,6 +30,19 @@ def sentence(event: events.StoredEvent) -> str:
             country=country_name(event.subject), number=d.get("number", ""),
             caller=d.get("caller", ""),
         ))  # fmt: skip
+    if event.kind == "recording.space":
+        if d.get("refused"):
+            return str(_("A call was not recorded: the disk is at its free-space floor."))
+        if d.get("below_floor"):
+            return str(_(
+                "The disk is below the free-space floor for recordings and no recording is"
+                " left to delete: free some space."
+            ))  # fmt: skip
+        return str(_(
+            "Recordings were deleted to make room: %(quota)s over the quota, %(floor)s for"
+            " the free-space floor.",
+            quota=d.get("quota", 0), floor=d.get("floor", 0),
+        ))  # fmt: skip
     limit, value = d.get("limit"), d.get("value", "")
     number = d.get("number", "")
     if limit == "extension_calls":

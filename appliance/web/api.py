@@ -624,3 +624,10 @@ def delete_route(name: str) -> ResponseReturnValue:
         raise ApiError(409, str(exc)) from None
     corectl.reload()
     return "", 204
+
+
+from appliance.web import (  # noqa: E402  # their routes, on this blueprint
+    api_menus,  # noqa: F401
+    api_prompts,  # noqa: F401
+    api_voicemail,  # noqa: F401
+)

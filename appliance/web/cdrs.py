@@ -18,12 +18,13 @@ from flask import Blueprint, Response, current_app, redirect, render_template, r
 from flask.typing import ResponseReturnValue
 from flask_babel import get_locale
 
-from appliance.store import cdrs, settings
+from appliance.store import cdrs, recordings, settings
 from appliance.store.database import Database
 from appliance.store.db import open_db
-from appliance.web.auth import access, get_db
+from appliance.web.auth import access, current_user, get_db
 from appliance.web.forms import CdrFilterForm, reject
 from appliance.web.i18n import _, _l, language
+from appliance.web.recordings import may_listen
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo
@@ -144,9 +145,12 @@ def index() -> ResponseReturnValue:
         page = min(max(1, page), max(1, -(-total // PAGE)))  # a page that exists
         rows = cdrs.search(db, where, limit=PAGE, offset=(page - 1) * PAGE)
     query = {k: v for k, v in request.args.items() if k != "page" and v}
+    user = current_user()
+    listen = user is not None and may_listen(db, user.role)
     return render_template(
         "cdrs.html", form=form, rows=rows, total=total, page=page,
         pages=max(1, -(-total // PAGE)), query=query, zone=zone, local_time=local_time,
+        recorded=recordings.for_calls(db, [r["id"] for r in rows]), listen=listen,
     )  # fmt: skip
 
 

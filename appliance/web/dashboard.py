@@ -16,7 +16,7 @@ from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_te
 from flask.typing import ResponseReturnValue
 
 from appliance.store import cdrs, events, registrations, settings
-from appliance.web import alerts, corectl, health, trunks
+from appliance.web import alerts, corectl, health, ports, trunks
 from appliance.web.auth import access, get_db
 from appliance.web.forms import ConfirmForm
 from appliance.web.i18n import _, label, ngettext
@@ -82,6 +82,7 @@ def state() -> dict[str, Any]:
         "minutes_24h": minutes_24h,
         "phrases": phrases(len(registered), len(calls), calls_24h, answered_24h, minutes_24h),
         "alerts": alerts.shown(db),
+        "lines": ports.dashboard_card(),
     }
     return found
 

@@ -28,7 +28,7 @@ from wtforms.validators import DataRequired, EqualTo, InputRequired, NumberRange
 from wtforms.widgets import CheckboxInput, HiddenInput, ListWidget
 
 from appliance.numbering import PERMISSION_CLASSES
-from appliance.store import destinations, dids, extensions, trunks
+from appliance.store import destinations, dids, extensions, menus, recordings, trunks
 from appliance.store.cdrs import DIRECTIONS, DISPOSITIONS
 from appliance.store.database import Database
 from appliance.store.settings import COUNTRIES
@@ -66,18 +66,21 @@ def choices(pairs: Iterable[tuple[str, object]], optgroup: str | None = None) ->
 
 
 def destination_choices(db: Database, current: str = "") -> list[SelectChoice]:
-    """Where calls from outside may go, from the store: each extension, then each way of
-    hanging up; `current` (what is set now) is kept among them even if no longer offered.
-    Made during the request, so in its language."""
+    """Where calls from outside may go, from the store: each extension, each menu and
+    announcement, then each way of hanging up; `current` (what is set now) is kept among them
+    even if no longer offered. Made during the request, so in its language."""
 
     def shown(destination: str) -> str:
         return translate(destinations.describe(db, destination))
 
     offered = [f"extension:{e.number}" for e in extensions.list_all(db)]
     found = choices(((d, shown(d)) for d in offered), _("Extensions"))
+    ivr = [f"ivr:{m.name}" for m in menus.list_menus(db)]
+    ivr += [f"announcement:{a.name}" for a in menus.list_announcements(db)]
+    found += choices(((d, shown(d)) for d in ivr), _("Menus and announcements"))
     causes = [f"hangup:{cause}" for cause in destinations.HANGUP_CAUSES]
     found += choices(((d, shown(d)) for d in causes), _("Hang up"))
-    if current and current not in offered + causes:
+    if current and current not in offered + ivr + causes:
         found.insert(0, SelectChoice(current, shown(current)))
     return found
 
@@ -612,3 +615,94 @@ class RestartForm(FlaskForm):
         choices=choices([("core", _l("pbx-core (calls end)")), ("web", _l("pbx-web (this page)"))]),
         description=_l("Restarting the core ends calls in progress; phones stay registered."),
     )  # fmt: skip
+
+
+# -- call recording (appliance.web.recordings) -----------------------------------------
+
+MATCH_NAMES = {
+    "extension": _l("Extension (either party)"),
+    "did": _l("Number called (DID)"),
+    "route": _l("Outbound route or trunk"),
+    "direction": _l("Direction"),
+}
+assert set(MATCH_NAMES) == set(recordings.MATCH_KINDS)
+
+
+class RecordingRuleForm(FlaskForm):
+    match = SelectField(
+        _l("Matches"), choices=choices(MATCH_NAMES.items()),
+        description=_l("What about a call the rule looks at; the most specific kind decides."),
+    )  # fmt: skip
+    value = StringField(
+        _l("Value"), [DataRequired()],
+        description=_l(
+            "The extension or number, the route or trunk name, or inbound, outbound or internal."
+        ),
+    )  # fmt: skip
+    record = SelectField(
+        _l("Record"), choices=choices([("1", _l("Record")), ("0", _l("Do not record"))]),
+        description=_l("Do not record: an exception to a broader rule."),
+    )  # fmt: skip
+    retention_days = IntegerField(
+        _l("Keep for (days)"), [Optional(), NumberRange(0, 36500)],
+        description=_l("Empty: the default; 0: for ever."),
+    )  # fmt: skip
+    consent = BooleanField(
+        _l("Consent announcement"),
+        description=_l("The caller hears that the call is recorded as it is connected."),
+    )  # fmt: skip
+
+
+class RecordingStorageForm(FlaskForm):
+    quota_mib = IntegerField(
+        _l("Quota (MiB)"), [NumberRange(0, 1_048_576)],
+        description=_l("Most space all recordings may take; the oldest go first. 0: no quota."),
+    )  # fmt: skip
+    floor_mib = IntegerField(
+        _l("Free-space floor (MiB)"), [NumberRange(0, 1_048_576)],
+        description=_l("Space the disk always keeps free: the oldest recordings go first."),
+    )  # fmt: skip
+    retention_days = IntegerField(
+        _l("Keep recordings for (days)"), [NumberRange(0, 36500)],
+        description=_l("Unless their rule says otherwise; 0: for ever."),
+    )  # fmt: skip
+    feature_code = StringField(
+        _l("Feature code"), [DataRequired()],
+        description=_l("Dialled during a call to start or stop recording it, e.g. *1."),
+    )  # fmt: skip
+    viewers_listen = BooleanField(
+        _l("Viewers may listen"),
+        description=_l("Users with the viewer role may play and download recordings too."),
+    )  # fmt: skip
+
+
+# -- the SMTP relay voicemail is e-mailed through (appliance.web.system) -----------------
+
+
+class MailRelayForm(FlaskForm):
+    host = StringField(
+        _l("SMTP server"),
+        description=_l("The relay voicemail is e-mailed through, e.g. smtp.example.com."
+                       " Empty: no e-mail is sent."),
+    )  # fmt: skip
+    port = IntegerField(
+        _l("Port"), [InputRequired(), NumberRange(1, 65535)],
+        description=_l("587 for submission with STARTTLS, 25 for a relay on the LAN."),
+    )  # fmt: skip
+    starttls = BooleanField(
+        _l("STARTTLS"),
+        description=_l("Encrypt the connection before logging in and sending (recommended)."),
+    )
+    user = StringField(
+        _l("User name"), description=_l("For the relay's AUTH; empty: send without logging in.")
+    )
+    password = PasswordField(
+        _l("Password"),
+        description=_l("Stored, never shown again. Empty: the stored password is kept."),
+    )
+    clear_password = BooleanField(
+        _l("Forget the stored password"), description=_l("Send without a password from now on.")
+    )
+    sender = StringField(
+        _l("From"), description=_l("The sender address of voicemail e-mails, e.g. pbx@example.com.")
+    )

@@ -850,6 +850,8 @@ PATHS: dict[str, Any] = {
 
 
 def document(server: str) -> dict[str, Any]:
+    from appliance.web import openapi_menus, openapi_prompts, openapi_recordings, openapi_voicemail
+
     return {
         "openapi": "3.0.3",
         "info": {
@@ -865,9 +867,21 @@ def document(server: str) -> dict[str, Any]:
         },
         "servers": [{"url": f"{server}/api/v1"}],
         "security": [{"bearer": []}],
-        "paths": PATHS,
+        "paths": {
+            **PATHS,
+            **openapi_prompts.PATHS,
+            **openapi_menus.PATHS,
+            **openapi_recordings.PATHS,
+            **openapi_voicemail.PATHS,
+        },
         "components": {
-            "schemas": SCHEMAS,
+            "schemas": {
+                **SCHEMAS,
+                **openapi_prompts.SCHEMAS,
+                **openapi_menus.SCHEMAS,
+                **openapi_recordings.SCHEMAS,
+                **openapi_voicemail.SCHEMAS,
+            },
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
     }

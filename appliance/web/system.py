@@ -21,12 +21,15 @@ from flask import (
 from flask.typing import ResponseReturnValue
 
 from appliance.service import reexec
-from appliance.store import logins, tokens, users
+from appliance.store import logins, settings, tokens, users
+from appliance.store.db import transaction
+from appliance.store.settings import SettingError
 from appliance.store.users import UserError
 from appliance.web import corectl
 from appliance.web.auth import access, current_user, get_db
 from appliance.web.forms import (
     ConfirmForm,
+    MailRelayForm,
     PasswordChangeForm,
     RestartForm,
     RestoreForm,
@@ -50,12 +53,14 @@ def _page(**forms: object) -> ResponseReturnValue:
         "restore_form": RestoreForm(prefix="restore"),
         "restart_form": RestartForm(prefix="restart"),
         "confirm": ConfirmForm(),
+        "mail_form": MailRelayForm(prefix="mail", data=_mail_data()),
     }
     defaults.update(forms)  # a rejected form comes back with what was typed and why
     status = 400 if forms else 200
     return render_template(
-        "system.html", users=users.list_all(db), tokens=tokens.list_all(db), **defaults
-    ), status
+        "system.html", users=users.list_all(db), tokens=tokens.list_all(db),
+        mail_password_set=bool(settings.get_str(db, "mail.password")), **defaults,
+    ), status  # fmt: skip
 
 
 @bp.route("")
@@ -235,3 +240,50 @@ def restart() -> ResponseReturnValue:
     if not current_app.testing:
         threading.Timer(0.5, reexec).start()  # after this answer has been sent
     return redirect(url_for("system.index"))
+
+
+# -- the SMTP relay voicemail is e-mailed through --------------------------------------------
+
+MAIL_FIELDS = {"host": "mail.host", "port": "mail.port", "user": "mail.user",
+               "sender": "mail.from"}  # fmt: skip
+"""The relay form's fields and the settings they are (STARTTLS and the password apart)."""
+
+
+def _mail_data() -> dict[str, object]:
+    db = get_db()
+    data: dict[str, object] = {field: settings.get(db, key) for field, key in MAIL_FIELDS.items()}
+    data["starttls"] = settings.get_str(db, "mail.starttls") == "yes"
+    return data
+
+
+@bp.route("/mail", methods=["POST"])
+@access("admin")
+def mail() -> ResponseReturnValue:
+    """Save the SMTP relay: every field checked before any is written; the password only when
+    one is typed (or cleared on purpose), so saving the other fields keeps it."""
+    form = MailRelayForm(prefix="mail")
+    if form.validate_on_submit():
+        values = {key: text(form[field]) for field, key in MAIL_FIELDS.items()}
+        values["mail.port"] = str(form.port.data)
+        values["mail.starttls"] = "yes" if form.starttls.data else "no"
+        if form.clear_password.data:
+            values["mail.password"] = ""
+        elif secret(form.password):
+            values["mail.password"] = secret(form.password)
+        fields = {key: field for field, key in MAIL_FIELDS.items()} | {
+            "mail.starttls": "starttls", "mail.password": "password"}  # fmt: skip
+        db = get_db()
+        failed = False
+        for key, value in values.items():
+            try:
+                settings.SETTINGS[key].validate(value)
+            except SettingError as exc:
+                reject(form[fields[key]], translate(exc))
+                failed = True
+        if not failed:
+            with transaction(db):
+                for key, value in values.items():
+                    settings.set_value(db, key, value)
+            corectl.applied(_("Mail relay saved."))
+            return redirect(url_for("system.index"))
+    return _page(mail_form=form)

@@ -111,6 +111,7 @@ class RtpEndpoint:
         self.remote: Address | None = None
         self.sent = 0
         self._digits: queue.SimpleQueue[tuple[str, int]] = queue.SimpleQueue()
+        self._audio: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._reader = threading.Thread(target=self._read, name="rtp-reader", daemon=True)
         self._sender: threading.Thread | None = None
@@ -154,6 +155,11 @@ class RtpEndpoint:
         )  # fmt: skip
         self._sender.start()
 
+    def send_audio(self, payload: bytes) -> None:
+        """Send `payload` (encoded in the stream's payload type, e.g. an in-band DTMF tone in
+        µ-law) in place of the stream's audio, once, then carry on as before."""
+        self._audio.put(payload)
+
     def send_digits(self, digits: str, payload_type: int) -> None:
         """Send `digits` as RFC 4733 events (in place of audio), once the stream is started."""
         for digit in digits:
@@ -167,6 +173,10 @@ class RtpEndpoint:
         marker = True
         due = time.monotonic()
         while not self._stop.is_set():
+            if not plan and not self._audio.empty():
+                data = self._audio.get()
+                plan = [(payload_type, False, data[i : i + SAMPLES], -1)
+                        for i in range(0, len(data) - SAMPLES + 1, SAMPLES)]  # fmt: skip
             if not plan and not self._digits.empty():
                 digit, event_pt = self._digits.get()
                 plan = _event_packets(digit, event_pt, timestamp)

@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import soundfile
 
 from appliance import control
 from appliance.store import cdrs
@@ -41,6 +43,7 @@ from tests.interop.sipp import (
     free_port,
     run_sipp,
 )
+from tests.interop.tones import dominant_frequency
 
 PASSWORDS = {"101": "Kq7vT9pLm2", "102": "Zr4wX8nQa6"}
 NAMES = {"101": "Alice", "102": "Bob"}
@@ -543,3 +546,36 @@ def test_sipp_caller_cancels_while_ringing(box: Box) -> None:
     assert [m.status for m in responses(run, "INVITE")][-1] == 487, run.describe()
     assert_cancelled(box.cdr(), "101", "102")
     box.assert_idle()
+
+
+def test_the_held_party_hears_hold_music_and_resume_restores_the_relay(box: Box) -> None:
+    """PJSIP holds its call to sipp: sipp hears the office's hold music (the default class's
+    first track, from its start), not silence; resuming gives it PJSIP's audio again."""
+    from tests.interop.test_ivr import best_correlation, decoded
+
+    track, rate = soundfile.read("/usr/share/asterisk/moh/macroform-cold_day.wav", dtype="float64")
+    assert rate == 8000
+    with pjsip_calls_sipp(box, "pj_uas_held.xml") as call:
+        call.media_to_box()
+        call.phone.wait_state(call.call, "CONFIRMED")
+        call.audio_flows()
+
+        mark = call.phone.mark()
+        call.phone.send(f"hold {call.call}")
+        call.phone.wait_media(call.call, "LOCAL_HOLD", since=mark)
+        held = call.rtp.mark()
+        heard = decoded(call.rtp.wait_packets(lambda p: p.payload_type == PCMU, 150, since=held))
+        assert np.sqrt(np.mean(heard**2)) > 0.01, "the held party hears silence"
+        score = best_correlation(heard, track[: 8000 * 2])
+        assert score > 0.8, f"what the held party hears is not the hold music: {score:.3f}"
+
+        mark = call.phone.mark()
+        call.phone.send(f"unhold {call.call}")
+        call.phone.wait_media(call.call, "ACTIVE", since=mark)
+        resumed = call.rtp.mark()
+        after = decoded(call.rtp.wait_packets(lambda p: p.payload_type == PCMU, 100,
+                                              since=resumed)[50:])  # fmt: skip
+        assert abs(dominant_frequency(after, 8000) - 440) < 10, "PJSIP's 440 Hz is not back"
+        call.audio_flows(since=call.rtp.mark())
+        call.hangup()
+        call.finish()

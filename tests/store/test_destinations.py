@@ -47,7 +47,8 @@ def test_a_good_destination_comes_back_canonical(db: Database, text: str, canoni
         ("hangup:later", False,
          "a hang-up cause is one of busy, not-found, unavailable, rejected, congestion, not"
          " 'later'"),
-        ("queue:5", False, "unknown destination kind 'queue'; known: extension, hangup, route"),
+        ("fax:5", False,
+         f"unknown destination kind 'fax'; known: {', '.join(sorted(destinations.KINDS))}"),
         ("101", False, "a destination is KIND:TARGET (e.g. extension:101, hangup:busy), not '101'"),
         ("", False, "a destination is KIND:TARGET (e.g. extension:101, hangup:busy), not ''"),
     ],

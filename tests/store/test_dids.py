@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from appliance import numbering
-from appliance.store import dids, extensions, routes, settings, trunks
+from appliance.store import destinations, dids, extensions, routes, settings, trunks
 from appliance.store.database import Database
 from appliance.store.dids import Did, DidError, DidTaken
 from appliance.store.numbers import NumberTaken
@@ -73,8 +73,8 @@ def _number_error(text: str) -> str:
         ("+74951234567", "extension:999", "", "", "destination", "there is no extension 999"),
         ("+74951234567", "route:city", "", "", "destination",
          "calls from outside cannot go to an outbound route (route:city)"),
-        ("+74951234567", "voicemail:101", "", "", "destination",
-         "unknown destination kind 'voicemail'; known: extension, hangup, route"),
+        ("+74951234567", "fax:101", "", "", "destination",
+         f"unknown destination kind 'fax'; known: {', '.join(sorted(destinations.KINDS))}"),
         ("+74951234567", "hangup:maybe", "", "", "destination",
          "a hang-up cause is one of busy, not-found, unavailable, rejected, congestion, not"
          " 'maybe'"),

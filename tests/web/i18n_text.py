@@ -31,19 +31,22 @@ ALLOWED = frozenset(
         "SIP", "SIPS", "RTP", "RTCP", "SDP", "UDP", "TCP", "TLS", "HTTP", "HTTPS", "IP", "IPv4",
         "IPv6", "URL", "URI", "DNS", "NAT", "DID", "DTMF", "E.164", "RFC", "MD5", "SHA-256",
         "UTC", "QR", "ID", "CSV", "JSON", "API", "REST", "OpenAPI", "PBX", "CDR", "CIDR",
-        "CSRF", "CRM", "CPU", "PID", "SRTP", "SDES",
+        "CSRF", "CRM", "CPU", "PID", "SRTP", "SDES", "SMTP", "STARTTLS", "AUTH", "PIN", "NOTIFY",
+        "IVR", "FXS", "FXO", "ETSI", "FSK", "V.23", "Bell", "WAV", "MP3", "OGG", "a-z",
         # the address notation HOST:PORT
         "HOST", "PORT",
         # SIP requests and header fields (a trunk's settings name them)
         "OPTIONS", "REGISTER", "INVITE", "From", "To", "Request-URI",
         # values typed into a field, named in its help text (a trunk's "number called read from")
         "auto", "request-uri", "to", "header",
+        # destination kinds and recording-rule values as they are typed (sound:NAME, ivr:NAME)
+        "sound", "ivr", "announcement", "inbound", "outbound", "internal",
         # codecs
         "PCMU", "PCMA", "G.722", "G722", "Opus",
         # units
         "GiB", "MiB", "KiB", "ms", "Hz", "kHz",
         # product and program names
-        "pbx", "pbx-core", "pbx-web",
+        "pbx", "pbx-core", "pbx-web", "pbx-lines", "lines", "run",
         # keys
         "Ctrl", "Ctrl+C",
         # the language switch names each language in its own words

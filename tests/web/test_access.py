@@ -18,7 +18,8 @@ from tests.web.conftest import Pages, add_extensions, csrf_token
 
 SAMPLE_ARGS = {
     "number": "150", "username": "admin", "token_id": "1", "call_id": "x", "name": "main",
-    "event_id": "1", "address": "192.0.2.7",
+    "event_id": "1", "address": "192.0.2.7", "rule_id": "1", "recording_id": "1", "port": "1",
+    "message_id": "1",
 }  # fmt: skip
 
 

@@ -26,7 +26,19 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from appliance.numbering import DEFAULT_PERMISSIONS
-from appliance.store import cdrs, dids, registrations, routes, settings, tokens, trunks
+from appliance.store import (
+    cdrs,
+    dids,
+    menus,
+    prompts,
+    recordings,
+    registrations,
+    routes,
+    settings,
+    tokens,
+    trunks,
+    voicemail,
+)
 from appliance.store.cdrs import Cdr
 from appliance.store.db import open_db
 from appliance.store.extensions import digest_ha1
@@ -42,7 +54,7 @@ T0 = 1_700_000_000.0
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
 
-WRITE_METHODS = ("POST", "PATCH", "DELETE")
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -147,7 +159,7 @@ BANNED = "192.0.2.7"
 def fill(rule: str, args: dict[str, str]) -> str:
     """`rule` with its path arguments from `args`; under /dids/ and /routes/ the box's DID and
     route stand for `number` and `name` (the argument names an extension and a trunk use)."""
-    own = {"address": BANNED, **args}
+    own = {"address": BANNED, "recording_id": "1", "rule_id": "1", "message_id": "1", **args}
     if "/dids/" in rule:
         own["number"] = DID
     if "/routes/" in rule:
@@ -212,6 +224,33 @@ def add_lines(data: Path) -> None:
         db.conn.close()
 
 
+def add_media(data: Path) -> None:
+    """Menu and announcement main, custom prompt main (a real 0.5 s WAV), and the recording of
+    call c3 (id 1): what the item routes of the media API read."""
+    db = open_db(data)
+    try:
+        menus.save_menu(db, menus.Menu("main", "Main", "sound:hello-world"), create=True)
+        menus.save_announcement(db, menus.Announcement("main", "Closed", "sound:vm-goodbye"),
+                                create=True)  # fmt: skip
+        wav = data / "prompts" / "main.wav"
+        wav.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(wav), "synth",
+                        "0.5", "sine", "440"], check=True)  # fmt: skip
+        prompts.add(db, "main", "en", "upload", "", "prompts/main.wav", 0.5)
+        path = recordings.relative_path("c3", T0 + 3000, 1)
+        (data / path).parent.mkdir(parents=True, exist_ok=True)
+        (data / path).write_bytes(b"OggS")
+        recordings.add(db, "c3", path, T0 + 3000, 1.0, 4)
+        voicemail.set_mailbox(db, "101")  # and message 1 in it, left by 102
+        left = voicemail.message_path("101", T0 + 1000, "102")
+        (data / left).parent.mkdir(parents=True, exist_ok=True)
+        (data / left).write_bytes(b"OggS")
+        voicemail.add_message(db, "101", path=left, started_at=T0 + 1000, seconds=1.0,
+                              caller="102")  # fmt: skip
+    finally:
+        db.conn.close()
+
+
 def write_calls(data: Path) -> None:
     db = open_db(data)
     try:
@@ -250,12 +289,13 @@ def register(data: Path, *bindings: Registration) -> None:
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """An installed box (admin user, range 100-199) with extensions 101 and 102, trunk main,
-    DID +493012345678, route local and five call records, made once: each test gets a copy
-    (hashing passwords is what costs time)."""
+    DID +493012345678, route local, five call records, and the media of `add_media`, made
+    once: each test gets a copy (hashing passwords is what costs time)."""
     data = tmp_path_factory.mktemp("installed") / "var"
     prepare(data, viewer=False)
     add_extensions(data, "101", "102")
     add_lines(data)
+    add_media(data)
     write_calls(data)
     return data
 
@@ -393,17 +433,34 @@ WRITE_BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", f"{API}/routes/<name>"): {"prepend": "9"},
     ("DELETE", f"{API}/routes/<name>"): None,
     ("POST", f"{API}/routes/<name>/move"): {"position": 1},
+    ("POST", f"{API}/menus"): {"name": "main", "greeting": "sound:hello-world"},
+    ("PUT", f"{API}/menus/<name>"): {"greeting": "sound:hello-world"},
+    ("DELETE", f"{API}/menus/<name>"): None,
+    ("POST", f"{API}/announcements"): {"name": "closed", "prompt": "sound:vm-goodbye"},
+    ("PUT", f"{API}/announcements/<name>"): {"prompt": "sound:vm-goodbye"},
+    ("DELETE", f"{API}/announcements/<name>"): None,
+    ("PUT", f"{API}/voicemail/mailboxes/<number>"): {"pin": "2468"},
+    ("DELETE", f"{API}/voicemail/mailboxes/<number>"): None,
+    ("PATCH", f"{API}/voicemail/messages/<message_id>"): {"folder": "saved"},
+    ("DELETE", f"{API}/voicemail/messages/<message_id>"): None,
+    ("POST", f"{API}/prompts"): {"name": "hello", "language": "en", "text": "Hello"},
+    ("DELETE", f"{API}/prompts/<name>"): None,
+    ("DELETE", f"{API}/recordings/<recording_id>"): None,
+    ("POST", f"{API}/recording-rules"): {"match": "direction", "value": "inbound"},
+    ("DELETE", f"{API}/recording-rules/<rule_id>"): None,
 }
 
 
 def test_a_viewer_token_reads_every_get_route(app: Flask, viewer_api: Api, box: Path) -> None:
     register(box, binding("101", time.time() + 3600))
     gets = [(rule, endpoint) for method, rule, endpoint in api_routes(app) if method == "GET"]
-    assert len(gets) == 13
+    assert len(gets) == 29  # a new read route is added to the box's fixtures above
     for rule, _ in gets:
         response = viewer_api.get(fill(rule, SAMPLE))
         assert response.status_code == 200, (rule, response.get_data(as_text=True))
-        assert response.mimetype == "application/json"
+        audio = rule.endswith(("/audio", "/file"))
+        kind = response.mimetype or ""
+        assert kind.startswith("audio/") if audio else kind == "application/json"
     assert viewer_api.get(f"{API}/extensions/101").get_json() == extension("101", "Phone 101", 1)
     assert viewer_api.get(f"{API}/cdrs/c3").get_json()["disposition"] == "busy"
 
@@ -1243,12 +1300,16 @@ checks.enabled = true
 # trunk's server that is not a host name, codecs it does not know, a keep-alive of 1 to 9 s;
 # a DID that is not a number of the office's country, or whose destination, trunk or caller ID
 # does not exist; dial patterns that do not parse, a trunk named in a route that does not
-# exist, a position beyond the list (rules over other rows). The check stays on for every
+# exist, a position beyond the list (rules over other rows); a menu's or an announcement's
+# destination or prompt that does not exist, a prompt file that is not audio (sox decides), a
+# recording rule's value that names no extension, DID or route. The check stays on for every
 # other operation.
 [[operations]]
 include-operation-id = [
     "createExtension", "updateExtension", "newExtensionPassword", "createTrunk", "updateTrunk",
-    "createDid", "updateDid", "createRoute", "updateRoute", "moveRoute",
+    "createDid", "updateDid", "createRoute", "updateRoute", "moveRoute", "setMailbox",
+    "createMenu", "replaceMenu", "createAnnouncement", "replaceAnnouncement", "createPrompt",
+    "createRecordingRule",
 ]
 checks.positive_data_acceptance.enabled = false
 """

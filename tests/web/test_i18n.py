@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -30,8 +31,23 @@ from flask import Flask
 from flask_babel import force_locale, ngettext
 from werkzeug.test import TestResponse
 
-from appliance.store import cdrs, dids, extensions, registrations, routes, settings, tokens, users
+from appliance.store import (
+    cdrs,
+    dids,
+    extensions,
+    menus,
+    ports,
+    prompts,
+    recordings,
+    registrations,
+    routes,
+    settings,
+    tokens,
+    users,
+    voicemail,
+)
 from appliance.store.cdrs import Cdr
+from appliance.store.database import Database
 from appliance.store.db import open_db
 from appliance.store.registrations import Registration
 from appliance.store.trunks import add as add_trunk
@@ -100,8 +116,41 @@ def install(data: Path) -> None:
         )])  # fmt: skip
         tokens.create(db, TOKEN_NAME, "viewer")
         registrations.write(db, [binding("150"), binding("151")], [])
+        add_media(db, data, started)
     finally:
         db.conn.close()
+
+
+MEDIA = "7"
+"""The name of the menu, the announcement and the prompt `add_media` makes (a name is shown as
+typed: digits are in every language)."""
+PREVIEW = "0123456789abcdef0123456789abcdef"
+"""The token of the prompt preview `add_media` leaves, as a synthesis would."""
+
+
+def add_media(db: Database, data: Path, started: float) -> None:
+    """Menu and announcement main, prompt main, the call's recording, mailbox 150 with one
+    message: the objects of the media pages."""
+    menus.save_menu(db, menus.Menu(MEDIA, "Главное", "sound:hello-world"), create=True)
+    menus.save_announcement(db, menus.Announcement(MEDIA, "Закрыто", "sound:vm-goodbye"),
+                            create=True)  # fmt: skip
+    wav = data / "prompts" / "main.wav"
+    wav.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["sox", "-n", "-r", "8000", "-c", "1", "-b", "16", str(wav), "synth", "0.5",
+                    "sine", "440"], check=True)  # fmt: skip
+    prompts.add(db, MEDIA, "ru", "upload", "", "prompts/main.wav", 0.5)
+    (data / "prompts" / "preview").mkdir()
+    (data / "prompts" / "preview" / f"{PREVIEW}.wav").write_bytes(wav.read_bytes())
+    for path in (recordings.relative_path("1", started, 1),
+                 voicemail.message_path("150", started, "151")):  # fmt: skip
+        (data / path).parent.mkdir(parents=True, exist_ok=True)
+        (data / path).write_bytes(b"OggS")
+    recordings.add(db, "1", recordings.relative_path("1", started, 1), started, 120.0, 4)
+    voicemail.set_mailbox(db, "150")
+    voicemail.add_message(db, "150", path=voicemail.message_path("150", started, "151"),
+                          started_at=started, seconds=1.0, caller="151")  # fmt: skip
+    ports.set_port(db, 1, "fxs", extension="151", password="Secret-151")
+    ports.set_port(db, 3, "fxo", trunk=TRUNK)
 
 
 @pytest.fixture
@@ -408,9 +457,14 @@ class F:
 
 ARGS = {
     ("extensions", "number"): "150", ("dids", "number"): DID, ("trunks", "name"): TRUNK,
-    ("routes", "name"): ROUTE,
+    ("routes", "name"): ROUTE, ("menus", "name"): MEDIA, ("prompts", "name"): MEDIA,
+    ("recordings", "recording_id"): 1, ("ports", "port"): 1, ("voicemail", "number"): "150",
+    ("voicemail", "message_id"): "1", ("prompts.preview_audio", "name"): PREVIEW,
+    ("menus.sound", "name"): "hello-world",
 }  # fmt: skip
 """The objects `install` made, for the URL parameters of each blueprint's pages."""
+QUERIES: dict[str, dict[str, object]] = {"voicemail.add": {"number": "151"}}
+"""Query arguments a page needs (the mailbox picker's target: an extension without one)."""
 
 
 def get_pages(app: Flask) -> dict[str, str]:
@@ -423,9 +477,10 @@ def get_pages(app: Flask) -> dict[str, str]:
             continue
         if rule.endpoint.startswith("api.") or rule.rule.startswith("/api/"):
             continue
-        values = {}
+        values = dict(QUERIES.get(rule.endpoint, {}))
         for arg in sorted(rule.arguments):
-            key = (rule.endpoint.split(".")[0], arg)
+            key = (rule.endpoint, arg)  # one page's own object, else its blueprint's
+            key = key if key in ARGS else (rule.endpoint.split(".")[0], arg)
             assert key in ARGS, f"{rule.rule}: no object for <{arg}>; add one to ARGS"
             values[arg] = ARGS[key]
         found[rule.endpoint] = adapter.build(rule.endpoint, values)

@@ -32,9 +32,20 @@ Factory = Callable[[str, "DialPlan"], Destination]
 
 def kinds() -> dict[str, Factory]:
     """The destination kinds, by the KIND part of their stored text."""
-    from appliance.pbx.destinations import extension, hangup
+    from appliance.pbx.destinations import (
+        announcement,
+        extension,
+        hangup,
+        ivr,
+        voicemail,
+        voicemail_main,
+    )
 
     return {
         "extension": extension.from_text,
         "hangup": hangup.from_text,
+        "ivr": ivr.from_text,
+        "announcement": announcement.from_text,
+        "voicemail": voicemail.from_text,
+        "voicemail-main": voicemail_main.from_text,
     }
