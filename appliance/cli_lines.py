@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +18,8 @@ from typing import Any
 
 from appliance import control
 from appliance.i18n import T
+from appliance.lines.boards import BoardProfileError, Driver, load_profile, shipped_profiles
+from appliance.lines.sim import READY as SIM_READY
 from appliance.store import ports
 from appliance.store.db import open_db, transaction
 
@@ -22,6 +27,7 @@ Command = Callable[..., argparse.ArgumentParser]
 
 GATEWAY_MODULE = "appliance.lines.gateway"
 """The gateway process's entry point (`python -m appliance.lines.gateway`)."""
+SIM_MODULE = "appliance.lines.sim"
 
 
 class LinesError(Exception):
@@ -45,17 +51,32 @@ def _ask(data: Path, cmd: str, **args: Any) -> dict[str, Any]:
         raise LinesError(T("the analog gateway did not answer: {error}", error=exc)) from None
 
 
-def gateway_argv(data: Path, board: str, sip_port: int | None) -> list[str]:
+def gateway_argv(
+    data: Path, board: str, sip_port: int | None, core: str = "127.0.0.1:5060"
+) -> list[str]:
     """The command line that runs the gateway process (what `pbx lines run` becomes)."""
-    argv = [sys.executable, "-m", GATEWAY_MODULE, "--data", str(data), "--board", board]
+    argv = [sys.executable, "-m", GATEWAY_MODULE, "--data", str(data), "--board", board,
+            "--core", core]  # fmt: skip
     if sip_port is not None:
-        argv += ["--sip-port", str(sip_port)]
+        argv += ["--sip", f"{ports.GATEWAY_HOST}:{sip_port}"]
     return argv
+
+
+def _profile_path(board: str) -> Path:
+    if Path(board).is_file():
+        return Path(board)
+    shipped = shipped_profiles()
+    if board not in shipped:
+        raise LinesError(T("there is no board profile {name}; shipped: {names}", name=board,
+                           names=", ".join(sorted(shipped))))  # fmt: skip
+    return shipped[board]
 
 
 def cmd_lines_run(args: argparse.Namespace) -> int:
     """Replace this process by the gateway's: the same PID, so systemd (Type=notify, the
-    gateway's READY=1) and `./setup.sh run` (which stops it by PID) keep tracking it."""
+    gateway's READY=1) and `./setup.sh run` (which stops it by PID) keep tracking it. With a
+    simulated board, run the simulator and the gateway as this process's children instead,
+    and stop both when this process is told to stop."""
     board = args.board
     if board is None:
         db = open_db(args.data)
@@ -63,11 +84,68 @@ def cmd_lines_run(args: argparse.Namespace) -> int:
             board = ports.board(db)
         finally:
             db.conn.close()
+    path = _profile_path(board)
+    try:
+        profile = load_profile(path)
+    except BoardProfileError as exc:
+        raise LinesError(str(exc)) from None
+    argv = gateway_argv(args.data, str(path), args.sip_port, args.core)
+    if profile.driver is Driver.SIM:
+        return _run_with_sim(args.data, path, argv)
     sys.stdout.flush()
     sys.stderr.flush()
-    argv = gateway_argv(args.data, board, args.sip_port)
     os.execv(argv[0], argv)
     return 1  # not reached
+
+
+def _run_with_sim(data: Path, profile: Path, gateway: list[str]) -> int:
+    """The demo's board: `python -m appliance.lines.sim` (its pty, control socket and ALSA
+    files under DATA/run/lines-sim), then the gateway on them, until SIGTERM or SIGINT."""
+    where = data / "run" / "lines-sim"
+    device, control_path = where / "ttySIM", where / "board.sock"
+    sim = subprocess.Popen(
+        [sys.executable, "-m", SIM_MODULE, "--profile", str(profile), "--device", str(device),
+         "--control", str(control_path), "--audio-dir", str(where)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert sim.stdout is not None
+    ready = sim.stdout.readline()
+    if not ready.startswith(SIM_READY):
+        sim.wait(timeout=10)
+        raise LinesError(T("the simulated board did not start (exit status {status})",
+                           status=sim.returncode))  # fmt: skip
+    print(ready, end="", flush=True)
+    copier = threading.Thread(target=_copy_lines, args=(sim.stdout,), daemon=True)
+    copier.start()  # the simulator's later lines, in this process's output
+    asoundrc = ready.rpartition("ALSA_CONFIG_PATH=")[2].strip()
+    env = {**os.environ, "ALSA_CONFIG_PATH": asoundrc}
+    gw = subprocess.Popen([*gateway, "--device", str(device), "--sim-control", str(control_path)],
+                          env=env)  # fmt: skip
+
+    def stop(*_: object) -> None:
+        if gw.poll() is None:
+            gw.terminate()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, stop)
+    try:
+        status = gw.wait()
+    finally:
+        stop()
+        gw.wait()
+        sim.terminate()
+        try:
+            sim.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            sim.kill()
+            sim.wait()
+    copier.join(timeout=5)
+    return status
+
+
+def _copy_lines(source: Any) -> None:
+    for line in source:
+        print(line, end="", flush=True)
 
 
 def _when(at: object) -> str:
@@ -148,7 +226,10 @@ def add_commands(sub: Any, command: Command) -> None:
                    help="board profile from hw/boards (default: the setting lines.board, "
                         "sim for the simulated board)")  # fmt: skip
     p.add_argument("--sip-port", type=int, metavar="PORT",
-                   help="the gateway's own SIP port on 127.0.0.1 (default 5070)")  # fmt: skip
+                   help="the gateway's own SIP port on 127.0.0.1 for the FXS ports (default "
+                        "5070); the FXO lines answer on the next one")  # fmt: skip
+    p.add_argument("--core", metavar="HOST:PORT", default="127.0.0.1:5060",
+                   help="where the core's SIP listens (default 127.0.0.1:5060)")  # fmt: skip
     command(lsub, "status", "show each port's live state and the board's", cmd_lines_status)
     p = command(lsub, "sim", "act on the simulated board as a person at a handset would",
                 cmd_lines_sim)  # fmt: skip

@@ -2,9 +2,11 @@
 core.
 
 It loads the board profile and the ports from the store, opens the board link and each port's
-audio, and runs one SIP endpoint (127.0.0.1:5070 by default) shared by every port's user
-agent and one media engine for their RTP. Each FXS port REGISTERs to the core as its
-extension; the core knows nothing of the hardware. A board that goes away marks the ports
+audio, and runs two SIP endpoints, one shared by the FXS ports' user agents (127.0.0.1:5070
+by default) and one by the FXO lines' (the next port: the address of their trunk in the
+core, which tells a trunk on loopback apart by its port), and one media engine for their RTP.
+Each FXS port REGISTERs to the core as its extension; the core knows nothing of the
+hardware. A board that goes away marks the ports
 faulty; the link re-handshakes by itself and the ports come back without a restart.
 """
 
@@ -56,6 +58,7 @@ class Gateway:
         core: tuple[str, int],
         *,
         sip: tuple[str, int] = (ports.GATEWAY_HOST, ports.GATEWAY_PORT),
+        fxo_sip: tuple[str, int] | None = None,
         device: str | None = None,
         rtp: tuple[int, int] = (30000, 31000),
         sim_control: Path | None = None,
@@ -64,10 +67,12 @@ class Gateway:
         self.profile = profile
         self.core = Destination("UDP", core[0], core[1])
         self.sip_addr = sip
+        self.fxo_addr = fxo_sip or (sip[0], sip[1] + 1)
         self.device = device or (profile.serial.device if profile.serial else "")
         self.speed = profile.serial.speed if profile.serial else 115200
         self.sim_control = sim_control
         self.endpoint = SipEndpoint()
+        self.fxo_endpoint = SipEndpoint()
         self.media = MediaEngine(sip[0], rtp[0], rtp[1])
         self.fxs: dict[int, FxsPort] = {}
         self.fxo: dict[int, FxoPort] = {}
@@ -100,11 +105,19 @@ class Gateway:
         via = f"UDP {host}:{port}"
         domain = f"{self.core.host}:{self.core.port}"
         context = SipContext(self.endpoint, self.core, domain, via)
+        fxo_context: SipContext | None = None
+        if any(row.kind == "fxo" for row in configured.values()):
+            await self.fxo_endpoint.listen(*self.fxo_addr, tcp=False)
+            local = self.fxo_endpoint.local
+            fxo_context = SipContext(
+                self.fxo_endpoint, self.core, domain, f"UDP {local[0]}:{local[1]}"
+            )
         self.media.start()
         for board_port in self.profile.ports:
             row = configured.get(board_port.number)
             if row is not None and row.kind == "fxo" and board_port.kind == PortKind.FXO:
-                self._add_fxo(row, board_port.pcm, line_numbers[row.port], plan, context)
+                assert fxo_context is not None
+                self._add_fxo(row, board_port.pcm, line_numbers[row.port], plan, fxo_context)
                 continue
             if row is None or row.kind != "fxs" or board_port.kind != PortKind.FXS:
                 continue
@@ -135,7 +148,13 @@ class Gateway:
             ("NOTIFY", self._notify),
         ):
             self.endpoint.handlers[method] = handler
-        self.endpoint.on_ack = self._ack
+        for method, handler in (
+            ("INVITE", self._fxo_invite),
+            ("BYE", self._fxo_bye),
+            ("CANCEL", self._fxo_cancel),
+        ):
+            self.fxo_endpoint.handlers[method] = handler
+        self.fxo_endpoint.on_ack = self._ack
         await self.link.start()
         self._server = await serve(
             lines_socket_path(self.data_dir), {"status": self._status, "sim": self._sim}
@@ -194,6 +213,7 @@ class Gateway:
             if fxo.audio is not None:
                 fxo.audio.close()
         self.endpoint.close()
+        self.fxo_endpoint.close()
 
     # -- the board --------------------------------------------------------------------------
 
@@ -282,23 +302,33 @@ class Gateway:
 
     def _invite(self, req: Request, txn: ServerTransaction) -> None:
         fxs = self._port_of(req)
-        if fxs is None and self.fxo:
-            fxo = self._fxo_of(req)
-            if fxo is None:
-                txn.respond(self.endpoint.response(req, 486, "Busy Here (every line in use)"))
-                return
-            fxo.invite_received(req, txn)
-            return
         if fxs is None:
             txn.respond(self.endpoint.response(req, 404))
             return
         fxs.invite_received(req, txn)
 
-    def _bye(self, req: Request, txn: ServerTransaction) -> None:
+    def _fxo_invite(self, req: Request, txn: ServerTransaction) -> None:
         fxo = self._fxo_of(req)
-        if fxo is not None:
-            fxo.bye_received(req, txn)
+        if fxo is None:
+            txn.respond(self.fxo_endpoint.response(req, 486, "Busy Here (every line in use)"))
             return
+        fxo.invite_received(req, txn)
+
+    def _fxo_bye(self, req: Request, txn: ServerTransaction) -> None:
+        fxo = self._fxo_of(req)
+        if fxo is None:
+            txn.respond(self.fxo_endpoint.response(req, 481))
+            return
+        fxo.bye_received(req, txn)
+
+    def _fxo_cancel(self, req: Request, txn: ServerTransaction) -> None:
+        fxo = self._fxo_of(req)
+        if fxo is None:
+            txn.respond(self.fxo_endpoint.response(req, 481))
+            return
+        fxo.cancel_received(req, txn)
+
+    def _bye(self, req: Request, txn: ServerTransaction) -> None:
         fxs = self._port_of(req)
         if fxs is None or not fxs.owns(req):
             txn.respond(self.endpoint.response(req, 481))
@@ -306,10 +336,6 @@ class Gateway:
         fxs.bye_received(req, txn)
 
     def _cancel(self, req: Request, txn: ServerTransaction) -> None:
-        fxo = self._fxo_of(req)
-        if fxo is not None:
-            fxo.cancel_received(req, txn)
-            return
         fxs = self._port_of(req)
         if fxs is None or not fxs.owns(req):
             txn.respond(self.endpoint.response(req, 481))
@@ -337,9 +363,9 @@ class Gateway:
             raise ValueError("the board is not simulated")
         from appliance.lines.sim import sim_command
 
-        path, line = self.sim_control, str(request.get("line", ""))
+        path, line = self.sim_control, str(request.get("command", ""))
         answer = await asyncio.get_running_loop().run_in_executor(None, sim_command, path, line)
-        return {"answer": answer}
+        return {"reply": answer}
 
 
 def _hostport(text: str) -> tuple[str, int]:
@@ -360,6 +386,7 @@ async def _run(args: argparse.Namespace) -> int:
         load_profile(path),
         _hostport(args.core),
         sip=_hostport(args.sip),
+        fxo_sip=_hostport(args.fxo_sip) if args.fxo_sip else None,
         device=args.device,
         sim_control=args.sim_control,
     )
@@ -380,7 +407,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, required=True, help="the data directory")
     parser.add_argument("--board", help="a board profile name or file (default: lines.board)")
     parser.add_argument("--core", default="127.0.0.1:5060", help="the core's SIP HOST:PORT")
-    parser.add_argument("--sip", default=f"{ports.GATEWAY_HOST}:{ports.GATEWAY_PORT}")
+    parser.add_argument("--sip", default=f"{ports.GATEWAY_HOST}:{ports.GATEWAY_PORT}",
+                        help="HOST:PORT of the FXS ports' SIP endpoint")  # fmt: skip
+    parser.add_argument("--fxo-sip", help="HOST:PORT of the FXO lines' (default: --sip's next "
+                        "port, their trunk's server in the core)")  # fmt: skip
     parser.add_argument("--device", help="the board's serial device (default: the profile's)")
     parser.add_argument("--sim-control", type=Path, help="the simulated board's control socket")
     args = parser.parse_args(argv)

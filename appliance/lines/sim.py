@@ -660,10 +660,17 @@ def write_asoundrc(path: Path, ports: Sequence[SimAudioPort]) -> Path:
     return path
 
 
+READY = "pbx-lines-sim: board on "
+"""How the line `main` prints once the pty, the control socket and the asoundrc exist starts;
+it ends with `ALSA_CONFIG_PATH=` and the asoundrc's path."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the simulated board of a profile as a process of its own (for the demo and for
     tests of `pbx lines`): the pty at the profile's device (or `--device`), the control
-    socket, and an asoundrc with each port's PCM over files in `--audio-dir`."""
+    socket, and an asoundrc with each port's PCM over files in `--audio-dir`: what a port
+    plays goes to PCM.out.raw; its capture is a FIFO fed with silence at the wall clock's
+    pace for as long as the board runs (a handset nobody speaks into)."""
     from appliance.lines.boards import PortKind, load_profile, shipped_profiles
 
     parser = argparse.ArgumentParser(prog="python -m appliance.lines.sim", description=main.__doc__)
@@ -671,7 +678,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--device", type=Path, help="where the pty appears (default: profile's)")
     parser.add_argument("--control", type=Path, required=True, help="the control socket's path")
     parser.add_argument("--audio-dir", type=Path, required=True, help="asoundrc and port files")
-    parser.add_argument("--seconds", type=float, default=60.0, help="silence in each input file")
     args = parser.parse_args(argv)
     profile = load_profile(args.profile)
     if profile.serial is None:
@@ -680,11 +686,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     kinds = [p.FXS if port.kind == PortKind.FXS else p.FXO for port in profile.ports]
     args.audio_dir.mkdir(parents=True, exist_ok=True)
     device.parent.mkdir(parents=True, exist_ok=True)
-    audio = []
+    audio, mics = [], []
     for port in profile.ports:
-        infile = args.audio_dir / f"{port.pcm}.in.raw"
-        infile.write_bytes(bytes(int(8000 * 2 * args.seconds)))
-        audio.append(SimAudioPort(port.pcm, infile, args.audio_dir / f"{port.pcm}.out.raw"))
+        mic = SimMicrophone(args.audio_dir / f"{port.pcm}.mic")
+        mic.start()  # waits in open() until the gateway opens the port's capture
+        mics.append(mic)
+        audio.append(SimAudioPort(port.pcm, mic.fifo, args.audio_dir / f"{port.pcm}.out.raw"))
     asoundrc = write_asoundrc(args.audio_dir / "asoundrc", audio)
     board = SimBoard(device, kinds, model=profile.model)
     board.start()
@@ -693,13 +700,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    print(
-        f"pbx-lines-sim: board on {device}, control on {args.control}, ALSA_CONFIG_PATH={asoundrc}",
-        flush=True,
-    )
+    print(f"{READY}{device}, control on {args.control}, ALSA_CONFIG_PATH={asoundrc}", flush=True)
     stop.wait()
     control.stop()
     board.stop()
+    for mic in mics:
+        mic.stop()
     print("pbx-lines-sim: stopped", flush=True)
     return 0
 

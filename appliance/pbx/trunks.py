@@ -74,6 +74,10 @@ class TrunkLine:
         self.transport = config.transport.upper()
         self.dest = Destination(self.transport, proxy[0], proxy[1])
         self.addresses = {self.server, proxy}
+        try:
+            self.local = ipaddress.ip_address(host).is_loopback
+        except ValueError:  # a name: a provider's, not this box's
+            self.local = False
         self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
         if config.kind == "ip":
             cidrs = [c for c in config.match_cidrs.split(",") if c.strip()]
@@ -202,6 +206,11 @@ class TrunkLine:
             except ValueError:
                 return False
             return any(address in net for net in self.networks)
+        if source.transport == "UDP" and self.local:
+            # A trunk to a process of this box (the FXO line of `pbx-lines`): every local
+            # process sends from 127.0.0.1, the analog ports' extensions too, so its port is
+            # its identity.
+            return (source.host, source.port) in self.addresses
         if self.config.kind == "ip" or source.transport != "UDP":
             # Over TCP the port is no one's identity: a provider opening a connection to the
             # box's Contact (RFC 3261 §18.1.1) sends from a port of its system's choosing.

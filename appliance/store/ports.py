@@ -21,7 +21,10 @@ CALLER_ID = ("etsi-fsk", "bell202", "dtmf", "none")
 DEFAULT_BOARD = "sim"
 GATEWAY_HOST = "127.0.0.1"
 GATEWAY_PORT = 5070
-"""Where `pbx-lines` listens for SIP; the FXO trunks' server."""
+FXO_PORT = 5071
+"""Where `pbx-lines` listens for SIP: its FXS ports register and call from GATEWAY_PORT; its
+FXO lines, a trunk of the core (the trunk's server), from FXO_PORT. The core tells a trunk on
+loopback apart by its port, so an analog extension's call is never taken for the city line's."""
 
 
 class PortError(ValueError):
@@ -142,8 +145,6 @@ def demo_ports(db: Database) -> list[Port]:
             password = extensions.set_password(db, number)
         set_port(db, port, "fxs", extension=number, password=password)
     if trunks.get(db, "city-line") is None:
-        trunks.add(
-            db, "city-line", kind="ip", server=f"{GATEWAY_HOST}:{GATEWAY_PORT}", codecs="PCMU"
-        )
+        trunks.add(db, "city-line", kind="ip", server=f"{GATEWAY_HOST}:{FXO_PORT}", codecs="PCMU")
     set_port(db, 3, "fxo", trunk="city-line", caller_id="etsi-fsk")
     return list_all(db)

@@ -7,7 +7,7 @@ ahead of where the gateway reads it, and reading what the box sends to the line 
 playback file.
 
 The office (RU, city code 495) has IP trunk `city-line` whose server is the gateway
-(127.0.0.1:5070), its DID +7 495 123-45-67 rings 101, and route `city` (9 + a national
+(its FXO socket, 127.0.0.1:5071), its DID +7 495 123-45-67 rings 101, and route `city` (9 + a national
 number) goes out by it. Calls in: FSK (or DTMF) caller ID, then a ring; 101 rings with that
 caller, answers, and both sides hear each other; the far end hangs up by a loop-current
 drop, a polarity reversal or the busy tone, each test one. Calls out: 101 dials 9 8 495
@@ -192,7 +192,7 @@ def configure(data: Path, caller_id: str) -> None:
         from appliance.store import extensions
 
         extensions.add(db, "101", "Alice", password=PASSWORD)
-        trunks.add(db, "city-line", kind="ip", server="127.0.0.1:5070", codecs="PCMU")
+        trunks.add(db, "city-line", kind="ip", server="127.0.0.1:5071", codecs="PCMU")
         dids.add(db, DID, "extension:101", "City line", "city-line")
         routes.add(db, "city", ["9|8XXXXXXXXXX"], ["city-line"])
         ports.set_port(db, FXO, "fxo", trunk="city-line", caller_id=caller_id)

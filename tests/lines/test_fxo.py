@@ -131,7 +131,7 @@ def free_udp_port() -> int:
 @pytest.fixture
 def bench(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, core_factory: type[CoreProcess]
-) -> Iterator[tuple[Path, SimBoard, CoreProcess, int]]:
+) -> Iterator[tuple[Path, SimBoard, CoreProcess, tuple[int, int]]]:
     profile = load_profile(shipped_profiles()["sim"])
     audio = []
     for port in profile.ports:
@@ -139,13 +139,13 @@ def bench(
         infile.write_bytes(bytes(RATE * 2 * 60))  # a silent line for a minute
         audio.append(SimAudioPort(port.pcm, infile, tmp_path / f"{port.pcm}.out.raw"))
     monkeypatch.setenv("ALSA_CONFIG_PATH", str(write_asoundrc(tmp_path / "asoundrc", audio)))
-    sip_port = free_udp_port()
+    sip_port, fxo_port = free_udp_port(), free_udp_port()
     data = tmp_path / "data"
     db = open_db(data)
     try:
         settings.set_value(db, "office.country", "RU")
         settings.set_value(db, "office.area_code", "495")
-        trunks.add(db, "city-line", kind="ip", server=f"127.0.0.1:{sip_port}", codecs="PCMU")
+        trunks.add(db, "city-line", kind="ip", server=f"127.0.0.1:{fxo_port}", codecs="PCMU")
         dids.add(db, "+74951234567", "hangup:busy", "City line", "city-line")
         ports.set_port(db, 3, "fxo", trunk="city-line", caller_id="none")
     finally:
@@ -154,7 +154,7 @@ def bench(
     core.start()
     board = SimBoard(tmp_path / "ttySIM", [p.FXS, p.FXS, p.FXO])
     board.start()
-    yield tmp_path, board, core, sip_port
+    yield tmp_path, board, core, (sip_port, fxo_port)
     board.stop()
 
 
@@ -168,14 +168,15 @@ async def _until(check: Callable[[], bool], timeout: float = 10.0) -> bool:
 
 
 def test_a_ring_the_core_refuses_seizes_then_releases_the_line(
-    bench: tuple[Path, SimBoard, CoreProcess, int],
+    bench: tuple[Path, SimBoard, CoreProcess, tuple[int, int]],
 ) -> None:
-    tmp, board, core, sip_port = bench
+    tmp, board, core, (sip_port, fxo_port) = bench
     profile = load_profile(shipped_profiles()["sim"])
 
     async def scenario() -> None:
         gateway = Gateway(
             tmp / "data", profile, (core.host, core.port), sip=("127.0.0.1", sip_port),
+            fxo_sip=("127.0.0.1", fxo_port),
             device=str(tmp / "ttySIM"),
         )  # fmt: skip
         await gateway.start()
