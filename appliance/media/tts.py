@@ -85,7 +85,7 @@ def _run(argv: list[str], stdin: bytes | None = None) -> None:
             T(
                 "{program} failed: {detail}",
                 program=Path(argv[0]).name,
-                detail=detail[-1] if detail else f"exit status {done.returncode}",
+                detail=detail[-1] if detail else T("exit status {status}", status=done.returncode),
             )
         )
 

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 
 from appliance.i18n import T
-from appliance.store import destinations
+from appliance.store import destinations, prompts
 from appliance.store.database import Database
 from appliance.store.db import transaction
 from appliance.store.texts import reason
@@ -28,6 +28,8 @@ NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]{0,31}\Z")
 SOUND_RE = re.compile(r"sound:[a-z0-9][a-z0-9_/-]{0,63}\Z")
 KEYS = "0123456789*#"
 DEFAULT_INVALID = "sound:pbx-invalid"
+LABEL_MAX = 64
+"""A menu's or announcement's label, for people (the API's maxLength)."""
 
 
 class MenuError(ValueError):
@@ -80,13 +82,7 @@ def check_prompt(db: Database, text: str, field: str) -> str:
         if not SOUND_RE.match(text):
             raise MenuError(T("{text!r} is not a prompt of the pack", text=text), field)
         return text
-    row = db.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'prompts'"
-    ).fetchone()
-    found = row is not None and db.execute(
-        "SELECT 1 FROM prompts WHERE name = ?", [text]
-    ).fetchone()  # fmt: skip
-    if not found:
+    if prompts.get(db, text) is None:
         raise MenuError(T("there is no prompt {name}", name=text), field)
     return text
 
@@ -102,6 +98,16 @@ def _check_name(name: str) -> str:
               " {name!r}", name=name)
         )  # fmt: skip
     return name
+
+
+def _check_label(label: str) -> str:
+    label = label.strip()
+    if len(label) > LABEL_MAX:
+        raise MenuError(
+            T("a label is at most {limit} characters, not {count}", limit=LABEL_MAX,
+              count=len(label)), "label",
+        )  # fmt: skip
+    return label
 
 
 def _check_destination(db: Database, text: str, field: str) -> str:
@@ -128,7 +134,7 @@ def _checked(db: Database, menu: Menu) -> Menu:
     choices.sort(key=lambda kv: KEYS.index(kv[0]))
     return Menu(
         name=_check_name(menu.name),
-        label=menu.label.strip()[:64],
+        label=_check_label(menu.label),
         greeting=check_prompt(db, menu.greeting, "greeting"),
         invalid_prompt=check_prompt(db, menu.invalid_prompt or DEFAULT_INVALID, "invalid_prompt"),
         timeout=menu.timeout,
@@ -209,7 +215,7 @@ def remove_menu(db: Database, name: str) -> None:
 
 def save_announcement(db: Database, item: Announcement, *, create: bool) -> Announcement:
     item = Announcement(
-        _check_name(item.name), item.label.strip()[:64],
+        _check_name(item.name), _check_label(item.label),
         check_prompt(db, item.prompt, "prompt"),
         _check_destination(db, item.then, "then") if item.then.strip() else "",
     )  # fmt: skip

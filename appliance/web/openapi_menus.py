@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from appliance.store.menus import DEFAULT_INVALID
+from appliance.store.menus import DEFAULT_INVALID, LABEL_MAX
 
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 
@@ -38,7 +38,7 @@ DESTINATION = {
     "example": "extension:101",
 }
 MENU_PROPERTIES: dict[str, Any] = {
-    "label": {"type": "string", "maxLength": 64},
+    "label": {"type": "string", "maxLength": LABEL_MAX},
     "greeting": PROMPT,
     "invalid_prompt": {**PROMPT, "default": DEFAULT_INVALID},
     "timeout": {"type": "integer", "minimum": 1, "maximum": 60, "default": 5,
@@ -57,7 +57,7 @@ MENU_PROPERTIES: dict[str, Any] = {
     },
 }  # fmt: skip
 ANNOUNCEMENT_PROPERTIES: dict[str, Any] = {
-    "label": {"type": "string", "maxLength": 64},
+    "label": {"type": "string", "maxLength": LABEL_MAX},
     "prompt": PROMPT,
     "then": {**DESTINATION, "description": "Where the call goes after the prompt; '': hang up."},
 }

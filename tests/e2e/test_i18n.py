@@ -1,6 +1,7 @@
 """The setup page in Russian in a real browser (Debian's Chromium, headless, `locale="ru-RU"`: it
 sends Accept-Language ru-RU) against a real box started as the README starts it (`pbx run
---demo`: extensions 101-104 exist before anyone logs in):
+--demo`: extensions 101-104 and the simulated board's analog ports 201-202 exist before anyone
+logs in):
 
 - the first-boot account form, the wizard (office; the phones, with the numbers it proposes)
   and the dashboard are in Russian, and so is every page reached from the menu (and every page
@@ -36,14 +37,14 @@ from tests.web.i18n_text import page_language, report, untranslated
 ADMIN = ("ivan", "Reception-Desk-2026!")
 VIEWER = ("olga", "Accounts-Book-2026!")
 OFFICE = "Стоматология «Улыбка»"
-DEMO = ("101", "102", "103", "104")
+DEMO = ("101", "102", "103", "104", "201", "202")  # (201-202: the demo's FXS ports)
 RUSSIAN = {"locale": "ru-RU"}
 
 
 @pytest.fixture
 def box(core_factory: type[CoreProcess], web_factory: type[WebProcess], tmp_path: Path) -> Box:
     """A fresh box as the README's `./setup.sh run` starts it: `pbx run --demo` (demo
-    extensions 101-104) beside `pbx web`; nobody has logged in yet."""
+    extensions 101-104, analog ports 201-202) beside `pbx web`; nobody has logged in yet."""
     data = tmp_path / "var"
     core = core_factory(data=data, run_args=("--demo",))
     core.start()
@@ -80,6 +81,7 @@ def data_on_the_pages(box: Box) -> list[str]:
     try:
         names = [e.name for e in extensions.list_all(db)]
         names += [u.username for u in users.list_all(db)]
+        names += [t.name for t in trunks.list_all(db)]  # (the demo's `city-line`)
     finally:
         db.conn.close()
     return [OFFICE, *filter(None, names)]

@@ -6,8 +6,8 @@ ALSA file-backed PCM is the line: the test plays the exchange, writing what the 
 ahead of where the gateway reads it, and reading what the box sends to the line from its
 playback file.
 
-The office (RU, city code 495) has IP trunk `city-line` whose server is the gateway
-(its FXO socket, 127.0.0.1:5071), its DID +7 495 123-45-67 rings 101, and route `city` (9 + a national
+The office (RU, city code 495) has IP trunk `city-line` whose server is the gateway (its FXO
+socket, 127.0.0.1:5071), its DID +7 495 123-45-67 rings 101, and route `city` (9 + a national
 number) goes out by it. Calls in: FSK (or DTMF) caller ID, then a ring; 101 rings with that
 caller, answers, and both sides hear each other; the far end hangs up by a loop-current
 drop, a polarity reversal or the busy tone, each test one. Calls out: 101 dials 9 8 495

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from appliance.store import destinations, dids, extensions, menus
+from appliance.store import destinations, dids, extensions, menus, prompts
 from appliance.store.database import Database
 from appliance.store.menus import Announcement, Menu, MenuError
 
@@ -101,3 +101,24 @@ def test_announcements_hang_up_or_go_on(db: Database) -> None:
     with pytest.raises(MenuError, match="announcement bye"):
         menus.remove_announcement(db, "closed")
     assert [a.name for a in menus.list_announcements(db)] == ["bye", "closed"]
+
+
+def test_a_custom_prompt_is_a_greeting_once_it_exists(db: Database) -> None:
+    """A custom prompt (the Prompts page's) is named bare; the name must be one stored."""
+    menu = main_menu(greeting="welcome")
+    with pytest.raises(MenuError, match="no prompt welcome"):
+        menus.save_menu(db, menu, create=True)
+    prompts.add(db, "welcome", "en", "tts", "Welcome", "prompts/custom/w.wav", 1.5)
+    assert menus.save_menu(db, menu, create=True).greeting == "welcome"
+    closed = menus.save_announcement(db, Announcement("closed", "", "welcome"), create=True)
+    assert closed.prompt == "welcome"
+
+
+def test_a_label_too_long_is_refused_not_cut(db: Database) -> None:
+    long = "x" * (menus.LABEL_MAX + 1)
+    with pytest.raises(MenuError, match="at most 64") as info:
+        menus.save_menu(db, main_menu(label=long), create=True)
+    assert info.value.field == "label"
+    with pytest.raises(MenuError, match="at most 64"):
+        menus.save_announcement(db, Announcement("closed", long, "sound:vm-goodbye"), create=True)
+    assert menus.list_menus(db) == [] and menus.list_announcements(db) == []
