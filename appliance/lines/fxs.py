@@ -676,7 +676,7 @@ class FxsPort:
         except Exception:  # noqa: BLE001 - a From we cannot read gives no caller ID
             return None
         number = (caller.uri.user if caller.uri is not None else "") or ""
-        name = (caller.display or "").strip('"')
+        name = caller.name
         if not number:
             return None
         return CallerIdMessage.of(number, name)

@@ -220,7 +220,7 @@ class TrunkLine:
     def caller_of(self, req: Request) -> tuple[str, str]:
         """The caller's number (normalised as the office writes numbers) and name."""
         number = req.from_.uri.user if req.from_.uri is not None else ""
-        return self.owner.normalize(number or "anonymous"), req.from_.display or ""
+        return self.owner.normalize(number or "anonymous"), req.from_.name
 
     def did_of(self, req: Request) -> str:
         """The number called, where this trunk's provider puts it."""

@@ -202,6 +202,15 @@ class NameAddr:
         return cls(uri, display, _quoted_params(params_text, f"{what} header"))
 
     @property
+    def name(self) -> str:
+        """The display name as a person reads it: a quoted-string's quotes and escapes
+        (RFC 3261 §25.1) removed; "" when there is none."""
+        text = self.display or ""
+        if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+            return re.sub(r"\\(.)", r"\1", text[1:-1], flags=re.S)
+        return text
+
+    @property
     def tag(self) -> str | None:
         return self.params.get("tag")
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from appliance.i18n import T
+from appliance.store import settings
 from appliance.store.database import Database
 from appliance.store.db import transaction
 
@@ -139,12 +140,25 @@ def set_setting(db: Database, key: str, text: str) -> str:
             "key",
         )
     value = validate_setting(spec, text)
+    if key == "recording.feature_code":
+        _check_code_free(db, value)
     db.execute(
         "INSERT INTO settings (key, value) VALUES (?, ?)"
         " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
         [key, value],
     )
     return value
+
+
+def _check_code_free(db: Database, code: str) -> None:
+    """The recording code may not be another feature's (`features.*`): a phone dialling it
+    would reach one of the two only."""
+    for key, other in settings.feature_codes(db).items():
+        if key != "recording.feature_code" and other == code:
+            raise RecordingError(
+                T("{key}: {code} is already the feature code of {other}",
+                  key="recording.feature_code", code=code, other=key), "recording.feature_code",
+            )  # fmt: skip
 
 
 def all_settings(db: Database) -> dict[str, str]:

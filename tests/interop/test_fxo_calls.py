@@ -293,6 +293,7 @@ def ring_in(office: Office, standard: CallerIdStandard) -> None:
         invite = office.phone.log_path.read_text(errors="replace")  # the core adds the DID's label
         froms = [x for x in invite.splitlines() if x.startswith("From:") and "+74997654321@" in x]
         assert froms and all(CALLER_NAME in x for x in froms), froms
+        assert not any('\\"' in x or '""' in x for x in froms), froms  # quoted once, not twice
     board.line_ring(FXO, False)
 
 

@@ -155,10 +155,10 @@ def test_failover_statuses() -> None:
 # -- who is a trunk -------------------------------------------------------------------------
 
 
-def _invite(uri: str) -> Request:
+def _invite(uri: str, display: str = "") -> Request:
     data = (
         f"INVITE {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5070;branch=z9hG4bK1\r\n"
-        "From: <sip:74997654321@127.0.0.1>;tag=1\r\nTo: <sip:74951234567@127.0.0.1>\r\n"
+        f"From: {display}<sip:74997654321@127.0.0.1>;tag=1\r\nTo: <sip:74951234567@127.0.0.1>\r\n"
         "Call-ID: c1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
     ).encode()
     req = parse(data)
@@ -196,6 +196,10 @@ def test_the_did_is_read_where_the_provider_puts_it(plan: DialPlan) -> None:
     # The DID in the Request-URI.
     assert line.did_of(_invite("sip:74951230000@127.0.0.1:5060")) == "74951230000"
     assert line.caller_of(_invite("sip:x@127.0.0.1")) == ("74997654321", "")
+    # The name as a person reads it: the box quotes it once more when it presents the caller.
+    quoted = _invite("sip:x@127.0.0.1", '"Ivan \\"Boss\\" Petrov" ')
+    assert line.caller_of(quoted) == ("74997654321", 'Ivan "Boss" Petrov')
+    assert line.caller_of(_invite("sip:x@127.0.0.1", "Ivan ")) == ("74997654321", "Ivan")
 
 
 def test_a_full_trunk_takes_no_new_call_in_either_direction(db: Database, plan: DialPlan) -> None:

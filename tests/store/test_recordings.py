@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from appliance.store import recordings
+from appliance.store import recordings, settings
 from appliance.store.database import Database
 from appliance.store.migrations import current_version
 from appliance.store.recordings import Facts, RecordingError
@@ -100,6 +100,15 @@ def test_settings_have_defaults_and_are_validated(db: Database) -> None:
     with pytest.raises(RecordingError, match=r"unknown setting 'recording\.colour'"):
         recordings.set_setting(db, "recording.colour", "red")
     assert recordings.get_setting(db, "recording.feature_code") == "*7"
+
+
+def test_the_recording_code_is_not_another_features(db: Database) -> None:
+    """Both ways: the voicemail code cannot become the recording code, nor the reverse."""
+    with pytest.raises(RecordingError, match=r"\*97 is already the feature code of features"):
+        recordings.set_setting(db, "recording.feature_code", "*97")
+    assert recordings.get_setting(db, "recording.feature_code") == "*1"
+    with pytest.raises(settings.SettingError, match=r"\*1 is already the feature code"):
+        settings.set_value(db, "features.voicemail", "*1")
 
 
 def test_rows_by_call_expiry_and_deletion(db: Database, tmp_path: Path) -> None:
