@@ -24,7 +24,7 @@ from typing import Any
 from appliance.control import lines_socket_path, serve
 from appliance.lines import protocol as p
 from appliance.lines.audio import AudioError, PortAudio
-from appliance.lines.boards import BoardProfile, PortKind, load_profile, shipped_profiles
+from appliance.lines.boards import BoardProfile, Driver, PortKind, load_profile, shipped_profiles
 from appliance.lines.fxo import FxoPort
 from appliance.lines.fxs import (
     STATUS_REGISTERED,
@@ -33,6 +33,8 @@ from appliance.lines.fxs import (
     LedPattern,
     SipContext,
 )
+from appliance.lines.gpio import GPIOD, GpiodApi
+from appliance.lines.gpio_board import GpioBoard, HostStatusLed
 from appliance.lines.link import BoardLink, LinkDown, LinkState
 from appliance.lines.tones import CountryPlan, plan_for
 from appliance.media.engine import MediaEngine
@@ -62,6 +64,8 @@ class Gateway:
         device: str | None = None,
         rtp: tuple[int, int] = (30000, 31000),
         sim_control: Path | None = None,
+        gpio: GpiodApi = GPIOD,
+        gpio_dev: Path = Path("/dev"),
     ) -> None:
         self.data_dir = data_dir
         self.profile = profile
@@ -77,9 +81,22 @@ class Gateway:
         self.fxs: dict[int, FxsPort] = {}
         self.fxo: dict[int, FxoPort] = {}
         self.registrations: dict[int, RegistrationClient] = {}
-        self.link = BoardLink(
-            self.device, self.speed, on_event=self._event, on_state=self._link_state
-        )
+        self.plan = office_plan(data_dir)
+        self.link: BoardLink | GpioBoard
+        if profile.driver == Driver.GPIO:  # the ports on the host's own GPIO (a SLIC module)
+            self.link = GpioBoard(
+                profile, flash=self.plan.flash, pulse_timing=self.plan.pulse,
+                on_event=self._event, on_state=self._link_state, api=gpio, dev=gpio_dev,
+            )  # fmt: skip
+        else:
+            self.link = BoardLink(
+                self.device, self.speed, on_event=self._event, on_state=self._link_state
+            )
+        self.host_led: HostStatusLed | None = None
+        """The status LED on the host's GPIO, beside a board that has no status LED of its
+        own (a GPIO board drives the profile's status LED itself, by the `Led` command)."""
+        if profile.status_led is not None and profile.driver != Driver.GPIO:
+            self.host_led = HostStatusLed(profile.status_led, api=gpio, dev=gpio_dev)
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._status_led: LedPattern | None = None
@@ -88,7 +105,6 @@ class Gateway:
         db = open_db(self.data_dir)
         try:
             configured = {row.port: row for row in ports.list_all(db)}
-            country = str(settings.get(db, "office.country"))
             lengths = frozenset(len(e.number) for e in extensions.list_all(db))
             line_numbers = {
                 row.port: next((d.number for d in dids.on_trunk(db, row.trunk)), "")
@@ -96,10 +112,7 @@ class Gateway:
             }  # fmt: skip
         finally:
             db.conn.close()
-        try:
-            plan = plan_for(country)
-        except LookupError:
-            plan = plan_for("US")
+        plan = self.plan
         await self.endpoint.listen(*self.sip_addr, tcp=False)
         host, port = self.endpoint.local[0], self.endpoint.local[1]
         via = f"UDP {host}:{port}"
@@ -155,6 +168,9 @@ class Gateway:
         ):
             self.fxo_endpoint.handlers[method] = handler
         self.fxo_endpoint.on_ack = self._ack
+        if self.host_led is not None:
+            self.media.clock.add(self.host_led)
+            self.show_status_led(again=True)  # unregistered until the ports are
         await self.link.start()
         self._server = await serve(
             lines_socket_path(self.data_dir), {"status": self._status, "sim": self._sim}
@@ -204,6 +220,9 @@ class Gateway:
             with contextlib.suppress(Exception):
                 await client.stop()
         await self.link.stop()
+        if self.host_led is not None:
+            self.media.clock.remove(self.host_led)
+            self.host_led.close()
         for fxs in self.fxs.values():
             self.media.clock.remove(fxs)
             if fxs.audio is not None:
@@ -259,15 +278,16 @@ class Gateway:
             self.show_status_led(again=True)
 
     def show_status_led(self, *, again: bool = False) -> None:
-        """The status LED (led 0 on the board) says whether every FXS port is registered."""
-        if self.profile.status_led is not None:
-            return  # on the host's GPIO: not driven by the gateway yet
+        """The status LED says whether every FXS port is registered: the board's (led 0, by
+        the `Led` command; a GPIO board's is the profile's line) or the host's."""
         registered = bool(self.fxs) and all(fxs.registered for fxs in self.fxs.values())
         pattern = STATUS_REGISTERED if registered else STATUS_UNREGISTERED
         if pattern != self._status_led or again:
             self._status_led = pattern
-            if self.link.state is LinkState.UP:
-                self._send(pattern.command(0))
+            if self.host_led is not None:
+                self.host_led.show(pattern.mode, pattern.on_ms, pattern.off_ms)
+            elif self.link.state is LinkState.UP:
+                self._send(pattern.command(p.STATUS_LED))
 
     # -- SIP from the core ------------------------------------------------------------------
 
@@ -366,6 +386,19 @@ class Gateway:
         path, line = self.sim_control, str(request.get("command", ""))
         answer = await asyncio.get_running_loop().run_in_executor(None, sim_command, path, line)
         return {"reply": answer}
+
+
+def office_plan(data_dir: Path) -> CountryPlan:
+    """The tones, cadences and hook timings of the office's country (US's for one unknown)."""
+    db = open_db(data_dir)
+    try:
+        country = str(settings.get(db, "office.country"))
+    finally:
+        db.conn.close()
+    try:
+        return plan_for(country)
+    except LookupError:
+        return plan_for("US")
 
 
 def _hostport(text: str) -> tuple[str, int]:

@@ -237,3 +237,51 @@ def _pattern(mode: p.LedMode, on_ms: int, off_ms: int) -> LedPattern:
     if mode == p.LedMode.BLINK:
         return LedPattern(True, on_ms, off_ms) if on_ms and off_ms else BLINK_FAST
     return OFF
+
+
+class HostStatusLed:
+    """The status LED on the host's GPIO when the ports are on a serial (or simulated) board:
+    the gateway drives it itself, so it shows even while the board is down. `show` takes the
+    protocol's LED modes, like a board's `Led` command; `tick` (the gateway's 20 ms clock)
+    makes it blink. A line that cannot be taken (no such chip, held by another process) is
+    logged and tried again at the next change, at most every `retry_s`."""
+
+    def __init__(
+        self,
+        line: GpioLine,
+        *,
+        api: GpiodApi = GPIOD,
+        dev: Path = Path("/dev"),
+        clock: Callable[[], float] = time.monotonic,
+        retry_s: float = 5.0,
+    ) -> None:
+        self._line, self._api, self._dev, self._clock = line, api, dev, clock
+        self._retry_s = retry_s
+        self._lines: GpioLines | None = None
+        self._leds: Leds | None = None
+        self._tried = float("-inf")
+        self._pattern = OFF
+
+    def show(self, mode: p.LedMode, on_ms: int = 0, off_ms: int = 0) -> None:
+        self._pattern = _pattern(mode, on_ms, off_ms)
+        if self._leds is None and self._clock() - self._tried >= self._retry_s:
+            self._tried = self._clock()
+            try:
+                self._lines = GpioLines(
+                    self._api, {"status": self._line}, {}, dev=self._dev
+                )  # fmt: skip
+            except GpioError as exc:
+                logger.error("status LED: %s", exc)
+                return
+            self._leds = Leds(self._lines, ["status"], self._clock)
+        if self._leds is not None:
+            self._leds.set("status", self._pattern)
+
+    def tick(self, now: float) -> None:
+        if self._leds is not None:
+            self._leds.update()
+
+    def close(self) -> None:
+        if self._lines is not None:
+            self._lines.close()
+        self._lines = self._leds = None
