@@ -9,6 +9,7 @@ silence goes to the menu's timeout destination.
 from __future__ import annotations
 
 import audioop
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,8 @@ import pytest
 import soundfile
 
 from appliance.media.dtmf import dtmf_tone
+from appliance.store import prompts
+from appliance.store.db import open_db
 from tests.conftest import CoreProcess
 from tests.interop.call_records import wait_cdrs
 from tests.interop.rtp_endpoint import RtpEndpoint, RtpPacket
@@ -206,3 +209,33 @@ def test_an_announcement_plays_then_hangs_up(ivr: Menu) -> None:
     rows = wait_cdrs(core.data, lambda r: len(r) >= 1, 10.0)
     assert rows[-1]["disposition"] == "answered", rows[-1]
     assert "announcement closed" in rows[-1]["hangup_cause"], rows[-1]
+
+
+@pytest.mark.parametrize(
+    ("language", "text"),
+    [("ru", "Здравствуйте! Офис закрыт, позвоните завтра."),
+     ("en", "Hello! The office is closed, please call again tomorrow.")],
+)  # fmt: skip
+def test_a_typed_prompt_is_heard_by_the_caller(ivr: Menu, language: str, text: str) -> None:
+    """A prompt typed as text (espeak-ng, offline) is an announcement's: the caller hears it,
+    checked against the stored file brought to 8 kHz by sox (not by the box's resampler)."""
+    core = ivr.office.core
+    core.cli("prompt", "add", "closed-msg", "--text", text, "--lang", language)
+    core.cli("announcement", "add", "closed", "--prompt", "closed-msg")
+    core.cli("did", "add", DID, "--to", "announcement:closed")
+    db = open_db(core.data)
+    try:
+        made = prompts.get(db, "closed-msg")
+    finally:
+        db.conn.close()
+    assert made is not None and made.language == language
+    reference = core.data / "closed-msg-8k.wav"
+    subprocess.run(["sox", str(made.file(core.data)), "-r", "8000", str(reference)], check=True)
+    samples, rate = soundfile.read(reference, dtype="float64")
+    assert rate == 8000 and len(samples) > 8000  # a real sentence, over a second
+    with RtpEndpoint() as rtp:
+        caller, _port = ivr.caller(rtp)
+        caller.wait().assert_passed()  # the box hangs up after the prompt
+        heard = decoded(rtp.packets.items)
+    score = best_correlation(heard, np.asarray(samples, dtype=np.float64))
+    assert score > 0.8, f"the {language} prompt heard does not match its file: {score:.3f}"

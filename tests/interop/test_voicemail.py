@@ -7,6 +7,11 @@ extension, leaves a spoken message and presses #. 102's other phone (sipp, subsc
 message attached arrives at the test's aiosmtpd. 102 dials *97, keys its PIN, hears the
 message (its decoded audio correlates with what 101 said), deletes it with 7, and the
 subscriber receives Messages-Waiting: no and, on unsubscribing, the terminated NOTIFY.
+
+No answer: 102's phone (sipp) rings and nobody answers; after `calls.ring_timeout` (its minimum,
+5 s) the box CANCELs it, answers 101 itself with the greeting saying 102 is unavailable, and
+records the tone 101 sends until #: the message is stored with its length, the subscriber is
+told Messages-Waiting: yes and the e-mail carries the same file.
 """
 
 from __future__ import annotations
@@ -33,9 +38,18 @@ from appliance.store.db import open_db
 from tests.conftest import CoreProcess
 from tests.interop.call_records import wait_cdrs
 from tests.interop.rtp_endpoint import RtpEndpoint
-from tests.interop.sipp import BackgroundSipp, SippPeers, credentials, free_media_port, free_port
+from tests.interop.sipp import (
+    BackgroundSipp,
+    SipMessage,
+    SippPeers,
+    SippRun,
+    credentials,
+    free_media_port,
+    free_port,
+    ulaw_tone,
+)
 from tests.interop.test_ivr import best_correlation, decoded
-from tests.interop.test_sipp_calls import RTP_PORTS, Office, free_rtp_range
+from tests.interop.test_sipp_calls import RTP_PORTS, Office, free_rtp_range, statuses
 
 CALLER, CALLER_PASSWORD = "101", "Kq7vT9pLm2"
 OWNER, OWNER_PASSWORD = "102", "Zr4wX8nQp3"
@@ -46,6 +60,10 @@ SPEECH = "demo-congrats"
 SPOKEN_SECONDS = 3.0
 DTMF_PT = 96
 TIMEOUT = 120.0
+RING_SECONDS = 5
+"""`calls.ring_timeout` in the no-answer test: the least the setting allows."""
+TONE_HZ, TONE_SECONDS = 1200.0, 3.0
+"""The message left after no answer: a tone apart from the beep (700 Hz) and ringback."""
 
 
 def pack_seconds(*names: str) -> float:
@@ -122,7 +140,8 @@ def vm(core_factory: type[CoreProcess], tmp_path: Path) -> Iterator[Voicemail]:
     core.cli("ext", "add", OWNER, "--password", OWNER_PASSWORD)
     db = open_db(core.data)
     try:
-        voicemail.set_mailbox(db, OWNER, pin=PIN, email=EMAIL, on_busy=True, max_seconds=30)
+        voicemail.set_mailbox(db, OWNER, pin=PIN, email=EMAIL, on_busy=True,
+                              on_no_answer=True, max_seconds=30)  # fmt: skip
     finally:
         db.conn.close()
     core.start()
@@ -204,6 +223,83 @@ def test_busy_message_mwi_email_and_retrieval(vm: Voicemail) -> None:
     assert not stored.exists(), "the deleted message's file is still there"
     rows = wait_cdrs(core.data, lambda r: len(r) >= 2, 10.0)
     assert rows[0]["disposition"] == "answered", rows[0]
+
+
+def test_no_answer_greeting_message_mwi_and_email(vm: Voicemail) -> None:
+    core = vm.office.core
+    core.cli("config", "set", "calls.ring_timeout", str(RING_SECONDS))
+    subscriber = vm.subscriber()
+    subscriber.wait_stderr(lambda line: line.startswith("mwi-subscribed"))
+    _notified(subscriber, "no", "0/0 active")
+
+    rings = vm.office.callee("call_uas_ring.xml", rtp=False, timeout=TIMEOUT)  # 180, no answer
+    with RtpEndpoint() as rtp:
+        caller = vm.caller(rtp, CALLER, CALLER_PASSWORD, OWNER)
+        _wait_for(rtp, _pack("beep"), since=0)  # the greeting's end: speak now
+        greeting_end = rtp.mark()
+        rtp.send_audio(ulaw_tone(TONE_HZ, TONE_SECONDS))
+        rtp.send_digits("#", payload_type=DTMF_PT)
+        called = caller.wait()  # "message saved", goodbye, the box's BYE
+        called.assert_passed()
+        heard = decoded(rtp.packets.items[:greeting_end])
+        after = decoded(rtp.packets.items[greeting_end:])
+    for prompt in ("vm-theperson", "digits/1", "digits/0", "digits/2", "vm-isunavail", "vm-intro"):
+        score = best_correlation(heard, _pack(prompt))
+        assert score > 0.9, f"the no-answer greeting lacks {prompt}: {score:.3f}"
+    busy_score = best_correlation(heard, _pack("vm-isonphone"))
+    assert busy_score < 0.5, f"the no-answer greeting says 'is on the phone': {busy_score:.3f}"
+    saved_score = best_correlation(after, _pack("vm-msgsaved"))
+    assert saved_score > 0.9, f"'message saved' was not heard: {saved_score:.3f}"
+
+    ringing = rings.wait()
+    ringing.assert_passed()  # 180, then the box's CANCEL, 487, ACK
+    rung = _only(ringing.requests("INVITE"), ringing)
+    cancel = _only(ringing.requests("CANCEL"), ringing)
+    rang_for = ringing.time_of(cancel) - ringing.time_of(rung)
+    assert RING_SECONDS - 0.5 <= rang_for <= RING_SECONDS + 3.0, f"CANCEL after {rang_for:.2f} s"
+    assert statuses(called.responses_to("INVITE", 2)) == [100, 180, 200], called.describe()
+    invite = called.requests("INVITE", "sent")[-1]
+    answer = next(m for m in called.responses_to("INVITE", 2) if m.status == 200)
+    answered_after = called.time_of(answer) - called.time_of(invite)
+    assert RING_SECONDS - 0.5 <= answered_after <= RING_SECONDS + 3.0, (
+        f"voicemail answered after {answered_after:.2f} s, expected about {RING_SECONDS} s"
+    )
+
+    line = _notified(subscriber, "yes", "1/0")
+    assert line.split()[3] == "active", line
+    db = open_db(core.data, migrate_schema=False)
+    try:
+        (message,) = voicemail.messages(db, OWNER)
+    finally:
+        db.conn.close()
+    assert message.caller == CALLER and message.folder == "new", message
+    assert TONE_SECONDS - 0.5 <= message.seconds <= TONE_SECONDS + 1.0, message
+    stored = core.data / message.path
+    audio, rate = soundfile.read(stored, dtype="float64")
+    assert rate == 8000 and audio.ndim == 1, (rate, audio.shape)
+    assert abs(len(audio) / rate - message.seconds) < 0.1, (len(audio) / rate, message)
+    spectrum = np.abs(np.fft.rfft(audio))
+    peak = float(np.argmax(spectrum)) * rate / len(audio)
+    assert abs(peak - TONE_HZ) < 15.0, f"the stored message's tone is {peak:.0f} Hz"
+    frames = audio[: len(audio) // 160 * 160].reshape(-1, 160)
+    loud = float(np.sum(np.sqrt(np.mean(frames**2, axis=1)) > 0.05)) / 50
+    assert TONE_SECONDS - 0.5 <= loud <= TONE_SECONDS + 0.2, f"{loud:.2f} s of tone stored"
+
+    assert vm.mailroom.arrived.wait(30.0), "no e-mail arrived at the SMTP server"
+    (letter,) = vm.mailroom.letters
+    assert letter["To"] == EMAIL and OWNER in letter["Subject"], letter
+    (attached,) = list(letter.iter_attachments())
+    assert attached.get_content() == stored.read_bytes()
+
+    (row,) = wait_cdrs(core.data, lambda r: len(r) >= 1, 10.0)
+    assert (row["disposition"], row["answered_by"]) == ("answered", None), row
+    assert row["hangup_cause"] == f"voicemail left for {OWNER}", row
+    assert RING_SECONDS - 0.5 <= row["answered_at"] - row["started_at"] <= RING_SECONDS + 3.0, row
+
+
+def _only(messages: list[SipMessage], run: SippRun) -> SipMessage:
+    assert len(messages) == 1, run.describe()
+    return messages[0]
 
 
 def _wait_for(rtp: RtpEndpoint, prompt: npt.NDArray[np.float64], since: int) -> None:
