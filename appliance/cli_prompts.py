@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from appliance import tts
 from appliance.i18n import LANGUAGES
 from appliance.media import prompts as packs
-from appliance.media import tts
 from appliance.store import prompts
 from appliance.store.db import open_db
 

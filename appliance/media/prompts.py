@@ -24,8 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
+from appliance import tts
 from appliance.i18n import T
-from appliance.media import tts
 
 logger = logging.getLogger(__name__)
 

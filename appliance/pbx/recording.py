@@ -44,7 +44,7 @@ def consent_file(data_dir: Path, language: str) -> Path:
 def prepare_consent(data_dir: Path) -> None:
     """Speak the default consent announcement in each language once (espeak-ng, a subprocess:
     run it off the event loop)."""
-    from appliance.media import tts
+    from appliance import tts
 
     for language, text in CONSENT_TEXT.items():
         dest = consent_file(data_dir, language)

@@ -2,7 +2,7 @@
 
 A row names a prompt (menus and announcements refer to it by name) and says what it was made
 from; the audio is a file under the data directory (`prompts/custom/`, 16 kHz 16-bit mono WAV,
-made by `appliance.media.tts`), whose path is kept relative to the data directory so a restored
+made by `appliance.tts`), whose path is kept relative to the data directory so a restored
 backup in another place still finds it. The store checks names and keeps rows and files
 together; it does not make audio.
 """

@@ -11,8 +11,8 @@ from flask import current_app, jsonify, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import FileStorage
 
+from appliance import tts
 from appliance.i18n import LANGUAGES
-from appliance.media import tts
 from appliance.store import prompts
 from appliance.store.prompts import CustomPrompt, PromptError, PromptExists
 from appliance.web import corectl

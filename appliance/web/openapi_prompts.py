@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from appliance.i18n import LANGUAGES
-from appliance.media.tts import MAX_TEXT, MAX_UPLOAD_BYTES
+from appliance.tts import MAX_TEXT, MAX_UPLOAD_BYTES
 
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 

@@ -6,7 +6,7 @@ temporary file of its own (`prompts/preview/`, swept after PREVIEW_SECONDS) and 
 <audio> element; saving makes the prompt again from what the form then holds, so what is saved
 is what the form says even if it changed after the preview.
 
-The audio is made by `appliance.media.tts`, which needs only the standard library and the
+The audio is made by `appliance.tts`, which needs only the standard library and the
 espeak-ng and sox programs: the one piece of `media` the setup page uses (it plays nothing).
 """
 
@@ -34,7 +34,7 @@ from flask_wtf.file import FileField
 from werkzeug.datastructures import FileStorage
 from wtforms import SelectField, StringField, TextAreaField
 
-from appliance.media import tts
+from appliance import tts
 from appliance.store import prompts, settings
 from appliance.store.prompts import CustomPrompt, PromptError
 from appliance.web import corectl

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
 
-from appliance.media import tts
+from appliance import tts
 from appliance.store import menus, prompts, settings
 from appliance.store.db import open_db
 from appliance.store.menus import Menu

@@ -156,7 +156,7 @@ def test_a_missing_word_is_synthesised_once_and_reused(tmp_path: Path) -> None:
 
     def counting(text: str, language: str, target: Path) -> float:
         made.append(text)
-        from appliance.media.tts import synthesize
+        from appliance.tts import synthesize
 
         return synthesize(text, language, target)
 

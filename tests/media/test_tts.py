@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from appliance.media import tts
-from appliance.media.tts import TtsError
+from appliance import tts
+from appliance.tts import TtsError
 
 
 def read(path: Path) -> tuple[np.ndarray, int, int]:

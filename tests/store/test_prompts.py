@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from appliance.media import tts
+from appliance import tts
 from appliance.store import prompts
 from appliance.store.database import Database
 from appliance.store.migrations import MIGRATIONS

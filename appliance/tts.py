@@ -9,7 +9,9 @@ every result is written under a temporary name and published atomically
 (`appliance.store.files`), so a power cut never leaves half a prompt behind.
 
 This module needs only the standard library (no numpy, no soundfile), so that the setup page
-(`pbx-web`, with its small memory budget) can synthesise a preview with it too.
+(`pbx-web`, with its small memory budget) can synthesise a preview with it too. It is a file
+tool, not part of the media engine (no RTP, no clock), so it sits at the package's top beside
+`i18n`: the page uses it, and `web` never imports `media` (ARCHITECTURE.md, import directions).
 """
 
 from __future__ import annotations
