@@ -387,6 +387,9 @@ class CallerIdReceiver:
 
     MAX_SECONDS = 4.0
     QUIET_DBM0 = -45.0
+    DTMF_AFTER_QUIET_S = 0.3
+    """How long the DTMF detector still hears the quiet after signal (a digit's end needs
+    Q.24's 40 ms pause and the detector's window)."""
 
     def __init__(self) -> None:
         self._dtmf = InbandDtmfDetector(SAMPLE_RATE)
@@ -394,6 +397,7 @@ class CallerIdReceiver:
         self._frames: list[npt.NDArray[np.int16]] = []
         self._loud = 0  # samples of signal in the current burst
         self._quiet = 0  # samples of quiet since it
+        self._kept = 0  # samples in _frames
         self._quiet_power = (DBM0_PEAK * 10 ** (self.QUIET_DBM0 / 20)) ** 2 / 2
         self.message: CallerIdMessage | None = None
 
@@ -401,21 +405,25 @@ class CallerIdReceiver:
         """The message, once one has been received (it stays), or None."""
         if self.message is not None:
             return self.message
-        self._digits += "".join(self._dtmf.feed(pcm))
+        samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.int16)
+        if not len(samples):
+            return None
+        power = float(np.mean(samples.astype(np.float64) ** 2))
+        # An idle line is quiet nearly always: the DTMF detector (most of an idle port's CPU)
+        # hears every frame with signal and the quiet after it, enough to end a digit, but not
+        # the long silence between calls.
+        if power >= self._quiet_power or self._quiet < self.DTMF_AFTER_QUIET_S * SAMPLE_RATE:
+            self._digits += "".join(self._dtmf.feed(pcm))
         if self._digits:
             try:
                 self.message = parse_dtmf(self._digits)
                 return self.message
             except CallerIdError:
                 self._digits = self._digits[-32:]
-        samples = np.frombuffer(pcm[: len(pcm) // 2 * 2], dtype="<i2").astype(np.int16)
-        if not len(samples):
-            return None
         self._frames.append(samples)
-        kept = sum(len(frame) for frame in self._frames)
-        while kept - len(self._frames[0]) >= self.MAX_SECONDS * SAMPLE_RATE:
-            kept -= len(self._frames.pop(0))
-        power = float(np.mean(samples.astype(np.float64) ** 2))
+        self._kept += len(samples)
+        while self._kept - len(self._frames[0]) >= self.MAX_SECONDS * SAMPLE_RATE:
+            self._kept -= len(self._frames.pop(0))
         if power >= self._quiet_power:
             self._loud += len(samples)
             self._quiet = 0

@@ -30,7 +30,7 @@ from appliance import numbering
 from appliance.lines import protocol as p
 from appliance.lines.audio import PortAudio
 from appliance.lines.callerid import CallerIdMessage, CallerIdReceiver, CallerIdStandard
-from appliance.lines.fxs import FRAME, PCMU, SipContext, _FrameQueue
+from appliance.lines.fxs import FRAME, PCMU, PLAYOUT_FRAMES, SipContext, _FrameQueue
 from appliance.lines.tones import CountryPlan, ToneDetector, ToneKind
 from appliance.media.dtmf import dtmf_tone
 from appliance.media.engine import MediaEngine, MediaLeg
@@ -336,7 +336,7 @@ class FxoPort:
         leg = self.media.open_leg()
         leg.set_codec(PCMU)
         self._leg = leg
-        self._rx = leg.tap()
+        self._rx = leg.tap(delay_frames=PLAYOUT_FRAMES)
         return leg
 
     def _close_media(self) -> None:

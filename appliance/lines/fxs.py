@@ -52,6 +52,9 @@ HOWLER_AFTER_S = 30.0
 tone) for this long, then silence."""
 HOWLER_FOR_S = 60.0
 PCMU = Codec("PCMU", 0)
+PLAYOUT_FRAMES = 2
+"""A port plays what the core sends after 40 ms (a recorder's buffer waits 60): the core is on
+this box or its LAN, and the handset's delay counts in the one-way 150 ms of G.114."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,7 +474,7 @@ class FxsPort:
         leg = self.media.open_leg()
         leg.set_codec(PCMU)
         self._leg = leg
-        self._rx = leg.tap()
+        self._rx = leg.tap(delay_frames=PLAYOUT_FRAMES)
         return leg
 
     def _close_media(self) -> None:

@@ -397,10 +397,11 @@ class MediaLeg:
             for tap in self._taps:
                 tap.push(seq, pcm, rate)
 
-    def tap(self, rate: int = 8000) -> JitterBuffer:
+    def tap(self, rate: int = 8000, *, delay_frames: int = 3) -> JitterBuffer:
         """A jitter buffer of what this phone sends, decoded at `rate` (for a recorder or
-        mixer); `untap` it when done."""
-        buf = JitterBuffer(rate)
+        mixer), playing out after `delay_frames` of 20 ms (and holding at most two more);
+        `untap` it when done."""
+        buf = JitterBuffer(rate, delay_frames, delay_frames + 2)
         self._taps.append(buf)
         self._update_listening()
         return buf

@@ -392,3 +392,17 @@ def test_receiver_hears_nothing_in_speechlike_sound() -> None:
     receiver = CallerIdReceiver()
     pcm = (2000 * np.asarray(buzz) * syllables).astype(np.int16)
     assert all(receiver.feed(frame) is None for frame in frames_of(pcm))
+
+
+@pytest.mark.parametrize("level_db", [0.0, -27.0])  # the sender's level, loud and near -30 dBm0
+def test_the_receiver_reads_dtmf_caller_id_after_a_long_silence(level_db: float) -> None:
+    """An idle line is silent for hours and the receiver skips the DTMF detector in silence:
+    the caller ID after 30 s of it, at any level DTMF is sent at, is still read whole."""
+    signal = dtmf_callerid(CallerIdMessage(number="4951234567")).astype(np.float64)
+    signal = (signal * 10 ** (level_db / 20)).astype(np.int16)
+    audio = np.concatenate([np.zeros(30 * RATE, np.int16), signal, np.zeros(RATE, np.int16)])
+    receiver = CallerIdReceiver()
+    got = None
+    for at in range(0, len(audio), 160):
+        got = receiver.feed(audio[at : at + 160].astype("<i2").tobytes()) or got
+    assert got == CallerIdMessage(number="4951234567")
