@@ -154,6 +154,21 @@ def vm(core_factory: type[CoreProcess], tmp_path: Path) -> Iterator[Voicemail]:
         (tmp_path / "core.log").write_text("\n".join(core.output))
 
 
+def _the_new_message(
+    core: CoreProcess,
+) -> tuple[voicemail.Message, npt.NDArray[np.float64]]:
+    """The one message in OWNER's mailbox (new, from CALLER) and its audio, 8 kHz mono."""
+    db = open_db(core.data, migrate_schema=False)
+    try:
+        (message,) = voicemail.messages(db, OWNER)
+    finally:
+        db.conn.close()
+    assert message.caller == CALLER and message.folder == "new", message
+    audio, rate = soundfile.read(core.data / message.path, dtype="float64")
+    assert rate == 8000 and audio.ndim == 1, (rate, audio.shape)
+    return message, np.asarray(audio)
+
+
 def test_busy_message_mwi_email_and_retrieval(vm: Voicemail) -> None:
     core = vm.office.core
     subscriber = vm.subscriber()
@@ -179,16 +194,9 @@ def test_busy_message_mwi_email_and_retrieval(vm: Voicemail) -> None:
 
     line = _notified(subscriber, "yes", "1/0")
     assert line.split()[3] == "active", line
-    db = open_db(core.data, migrate_schema=False)
-    try:
-        (message,) = voicemail.messages(db, OWNER)
-    finally:
-        db.conn.close()
-    assert message.caller == CALLER and message.folder == "new", message
-    assert SPOKEN_SECONDS - 1.0 <= message.seconds <= SPOKEN_SECONDS + 2.0, message
+    message, audio = _the_new_message(core)
     stored = core.data / message.path
-    audio, rate = soundfile.read(stored, dtype="float64")
-    assert rate == 8000 and audio.ndim == 1, (rate, audio.shape)
+    assert SPOKEN_SECONDS - 1.0 <= message.seconds <= SPOKEN_SECONDS + 2.0, message
     stored_score = best_correlation(np.asarray(audio), said[4000:20000])
     assert stored_score > 0.6, f"the stored message is not what was said: {stored_score:.3f}"
 
@@ -267,16 +275,10 @@ def test_no_answer_greeting_message_mwi_and_email(vm: Voicemail) -> None:
 
     line = _notified(subscriber, "yes", "1/0")
     assert line.split()[3] == "active", line
-    db = open_db(core.data, migrate_schema=False)
-    try:
-        (message,) = voicemail.messages(db, OWNER)
-    finally:
-        db.conn.close()
-    assert message.caller == CALLER and message.folder == "new", message
-    assert TONE_SECONDS - 0.5 <= message.seconds <= TONE_SECONDS + 1.0, message
+    message, audio = _the_new_message(core)
+    rate = 8000
     stored = core.data / message.path
-    audio, rate = soundfile.read(stored, dtype="float64")
-    assert rate == 8000 and audio.ndim == 1, (rate, audio.shape)
+    assert TONE_SECONDS - 0.5 <= message.seconds <= TONE_SECONDS + 1.0, message
     assert abs(len(audio) / rate - message.seconds) < 0.1, (len(audio) / rate, message)
     spectrum = np.abs(np.fft.rfft(audio))
     peak = float(np.argmax(spectrum)) * rate / len(audio)
