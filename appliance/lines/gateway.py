@@ -6,8 +6,10 @@ audio, and runs two SIP endpoints, one shared by the FXS ports' user agents (127
 by default) and one by the FXO lines' (the next port: the address of their trunk in the
 core, which tells a trunk on loopback apart by its port), and one media engine for their RTP.
 Each FXS port REGISTERs to the core as its extension; the core knows nothing of the
-hardware. A board that goes away marks the ports
-faulty; the link re-handshakes by itself and the ports come back without a restart.
+hardware. A board that goes away marks the ports faulty; the link re-handshakes by itself
+and the ports come back without a restart. A changed configuration (the office country, the
+board, a port) is seen within `CONFIG_POLL_S` and applied by starting the process again once
+every port is idle.
 """
 
 from __future__ import annotations
@@ -26,18 +28,21 @@ from appliance.lines import protocol as p
 from appliance.lines.audio import AudioError, PortAudio
 from appliance.lines.boards import BoardProfile, Driver, PortKind, load_profile, shipped_profiles
 from appliance.lines.fxo import FxoPort
+from appliance.lines.fxo import State as FxoState
 from appliance.lines.fxs import (
     STATUS_REGISTERED,
     STATUS_UNREGISTERED,
     FxsPort,
     LedPattern,
     SipContext,
+    State,
 )
 from appliance.lines.gpio import GPIOD, GpiodApi
 from appliance.lines.gpio_board import GpioBoard, HostStatusLed
 from appliance.lines.link import BoardLink, LinkDown, LinkState
 from appliance.lines.tones import CountryPlan, plan_for
 from appliance.media.engine import MediaEngine
+from appliance.service import reexec
 from appliance.sip.endpoint import SipEndpoint
 from appliance.sip.message import Request
 from appliance.sip.transaction import Destination, ServerTransaction
@@ -48,6 +53,24 @@ from appliance.store.db import open_db
 logger = logging.getLogger(__name__)
 
 READY = "pbx-lines: ready on "
+
+CONFIG_POLL_S = 5.0
+"""How often the gateway looks whether its configuration (the office country, the ports) was
+changed on the setup page or with `pbx`."""
+
+RESTART = 3
+"""`_run`'s answer when the configuration changed: `main` starts the gateway again."""
+
+
+def config_stamp(data_dir: Path) -> tuple[object, ...]:
+    """What the running gateway was built from: the office country, the board and every
+    port's row (its extension's password included). Another value means a restart applies it."""
+    db = open_db(data_dir)
+    try:
+        rows = tuple(ports.list_all(db))
+        return (str(settings.get(db, "office.country")), ports.board(db), rows)
+    finally:
+        db.conn.close()
 
 
 class Gateway:
@@ -81,6 +104,7 @@ class Gateway:
         self.fxs: dict[int, FxsPort] = {}
         self.fxo: dict[int, FxoPort] = {}
         self.registrations: dict[int, RegistrationClient] = {}
+        self._stamp = config_stamp(data_dir)  # first: a change after it is seen
         self.plan = office_plan(data_dir)
         self.link: BoardLink | GpioBoard
         if profile.driver == Driver.GPIO:  # the ports on the host's own GPIO (a SLIC module)
@@ -99,6 +123,11 @@ class Gateway:
             self.host_led = HostStatusLed(profile.status_led, api=gpio, dev=gpio_dev)
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self.config_changed = asyncio.Event()
+        """Set once the configuration differs from what the gateway started with and every
+        port is idle (a call is never cut for it): `_run` then restarts the process."""
+        self._watch: asyncio.Task[None] | None = None
+        self.config_poll_s = CONFIG_POLL_S
         self._status_led: LedPattern | None = None
 
     async def start(self) -> None:
@@ -172,6 +201,7 @@ class Gateway:
             self.media.clock.add(self.host_led)
             self.show_status_led(again=True)  # unregistered until the ports are
         await self.link.start()
+        self._watch = asyncio.get_running_loop().create_task(self._watch_config())
         self._server = await serve(
             lines_socket_path(self.data_dir), {"status": self._status, "sim": self._sim}
         )
@@ -214,6 +244,10 @@ class Gateway:
         client.start()
 
     async def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
         if self._server is not None:
             self._server.close()
         for client in self.registrations.values():
@@ -233,6 +267,25 @@ class Gateway:
                 fxo.audio.close()
         self.endpoint.close()
         self.fxo_endpoint.close()
+
+    async def _watch_config(self) -> None:
+        while True:
+            await asyncio.sleep(self.config_poll_s)
+            try:
+                stamp = await asyncio.to_thread(config_stamp, self.data_dir)
+            except Exception as exc:  # noqa: BLE001 - a locked or migrating store: next time
+                logger.warning("configuration not read: %s", exc)
+                continue
+            if stamp != self._stamp and self.idle():
+                logger.info("the configuration changed: restarting to apply it")
+                self.config_changed.set()
+                return
+
+    def idle(self) -> bool:
+        """No port is in use (off hook, ringing, in a call, dialling out)."""
+        return all(fxs.state in (State.IDLE, State.FAULT) for fxs in self.fxs.values()) and all(
+            fxo.state in (FxoState.IDLE, FxoState.FAULT) for fxo in self.fxo.values()
+        )
 
     # -- the board --------------------------------------------------------------------------
 
@@ -429,9 +482,12 @@ async def _run(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    waits = [loop.create_task(stop.wait()), loop.create_task(gateway.config_changed.wait())]
+    await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    for task in waits:
+        task.cancel()
     await gateway.stop()
-    return 0
+    return RESTART if gateway.config_changed.is_set() and not stop.is_set() else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -451,8 +507,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import uvloop  # as the core: its timers and sockets cost less per 20 ms tick
     except ImportError:  # pragma: no cover - uvloop is a Linux dependency
-        return asyncio.run(_run(args))
-    return int(uvloop.run(_run(args)))
+        code = asyncio.run(_run(args))
+    else:
+        code = int(uvloop.run(_run(args)))
+    if code == RESTART:
+        reexec()  # same PID: systemd, `pbx lines run` and a test harness keep tracking it
+    return code
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import tty
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from appliance.lines import protocol as p
 
@@ -606,33 +607,41 @@ class SimMicrophone:
         self.fifo.unlink(missing_ok=True)
 
     def _run(self) -> None:
-        try:
-            out = open(self.fifo, "wb", buffering=0)  # noqa: SIM115 - closed below
-        except OSError:
-            return
+        # A handset's microphone outlives the gateway: when the gateway closes its end (it
+        # stopped, or restarted to apply a new configuration) the FIFO is opened again, which
+        # waits for the next reader.
+        while not self._stop.is_set():
+            try:
+                out = open(self.fifo, "wb", buffering=0)  # noqa: SIM115 - closed below
+            except OSError:
+                return
+            try:
+                self._feed(out)
+            finally:
+                out.close()
+
+    def _feed(self, out: BinaryIO) -> None:
+        """Frames into `out` at the wall clock's pace until stopped or the reader goes."""
         written = 0
         started = time.monotonic()
-        try:
-            while not self._stop.is_set():
-                with self._lock:
-                    frame = self._queue.pop(0) if self._queue else bytes(self.FRAME)
-                    said = self._queued - len(self._queue)
-                    done = [event for mark, event in self._marks if mark <= said]
-                    self._marks = [(m, e) for m, e in self._marks if m > said]
-                try:
-                    out.write(frame)
-                except (BrokenPipeError, OSError):
-                    return  # the gateway closed its end
-                written += 1
-                self.frames_written = written
-                for event in done:
-                    event.set()
-                due = started + (written - self.lead) * 0.02
-                delay = due - time.monotonic()
-                if delay > 0:
-                    self._stop.wait(delay)
-        finally:
-            out.close()
+        while not self._stop.is_set():
+            with self._lock:
+                frame = self._queue.pop(0) if self._queue else bytes(self.FRAME)
+                said = self._queued - len(self._queue)
+                done = [event for mark, event in self._marks if mark <= said]
+                self._marks = [(m, e) for m, e in self._marks if m > said]
+            try:
+                out.write(frame)
+            except OSError:  # BrokenPipeError: the gateway closed its end
+                return
+            written += 1
+            self.frames_written += 1
+            for event in done:
+                event.set()
+            due = started + (written - self.lead) * 0.02
+            delay = due - time.monotonic()
+            if delay > 0:
+                self._stop.wait(delay)
 
 
 def write_asoundrc(path: Path, ports: Sequence[SimAudioPort]) -> Path:

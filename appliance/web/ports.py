@@ -156,8 +156,8 @@ def edit(port: int) -> ResponseReturnValue:
         except ports.PortError as exc:
             refuse(form, exc.field, translate(exc), "extension")
         else:
-            flash(_("Port %(port)s saved. The analog gateway applies it when it restarts.",
-                    port=port))  # fmt: skip
+            flash(_("Port %(port)s saved. The analog gateway applies it within seconds, once "
+                    "none of its ports is in use.", port=port))  # fmt: skip
             return redirect(url_for("ports.index"))
     return render_template("port_form.html", form=form, port=current)
 

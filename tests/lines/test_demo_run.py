@@ -1,7 +1,9 @@
 """The demo as a new user meets it (issue 12, item 9): `pbx run --demo` makes the simulated
 board's ports, `pbx lines run --board sim` starts the simulator and the gateway as processes,
 both analog extensions register, and a person "picks up" handset 1 with `pbx lines sim` and
-dials 202 by pulses: handset 2 rings, is picked up, and both are in a call.
+dials 202 by pulses: handset 2 rings, is picked up, and both are in a call. A changed
+office country then restarts the gateway by itself (the simulator stays), and the ports are
+back.
 
 The demo also has the FXO trunk `city-line` on 127.0.0.1: the call from port 1 (sent from
 127.0.0.1 as well) must reach the core as extension 201's, not as the city line's."""
@@ -120,5 +122,17 @@ def test_the_demo_handsets_call_each_other(
 
     until(lambda: bool(records()), 10, "the call's record")
     assert records() == [("201", "202", "answered", "internal")]  # not the city line's
+
+    # The office's country changed (the wizard, the System page): the idle gateway restarts
+    # itself in its own process, the simulator stays, and the ports come back with the new
+    # country's tones.
+    pbx_cli(data, "config", "set", "office.country", "DE")
+    until(lambda: sum(GATEWAY_READY in line for line in lines.log) >= 2, 20,
+          "the gateway to restart with the new configuration")  # fmt: skip
+    until(lambda: status(data).get(1) == "idle+" and status(data).get(2) == "idle+", 20,
+          "both analog extensions to register again")  # fmt: skip
+    sim(data, "offhook", "1")
+    until(lambda: status(data)[1] == "dialtone+", 5, "dial tone on port 1 after the restart")
+    sim(data, "onhook", "1")
     assert lines.stop() == 0
     assert "pbx-lines-sim: stopped" in "\n".join(lines.log)
