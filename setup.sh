@@ -15,8 +15,9 @@ APT_PACKAGES=(python3 python3-venv python3-dev gcc libasound2-dev sqlite3 iprout
               asterisk-core-sounds-ru-wav asterisk-core-sounds-en-wav asterisk-moh-opsound-wav
               espeak-ng sox libsox-fmt-mp3)
 # The browser tests drive Debian's Chromium (Playwright downloads no browser of its own); the
-# trunk tests run a real Kamailio as the SIP provider (tests/interop/kamailio.py).
-TEST_APT_PACKAGES=(chromium fonts-dejavu-core kamailio kamailio-sqlite-modules)
+# trunk tests run a real Kamailio as the SIP provider (tests/interop/kamailio.py); systemd's
+# `systemd-analyze security` scores the units (tests/test_units.py).
+TEST_APT_PACKAGES=(chromium fonts-dejavu-core kamailio kamailio-sqlite-modules systemd)
 
 packages=("${APT_PACKAGES[@]}")
 [ "${1:-}" = test ] && packages+=("${TEST_APT_PACKAGES[@]}")

@@ -675,8 +675,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = command(sub, "web", "serve the setup page and REST API (pbx-web) in the foreground",
                 cmd_web)  # fmt: skip
     p.add_argument("--listen", type=_hostport, default=("127.0.0.1", 8080), metavar="HOST:PORT",
-                   help="address for the web page (default 127.0.0.1:8080; 0.0.0.0:8080 on "
-                        "the box)")  # fmt: skip
+                   help="address for the web page (default 127.0.0.1:8080; the box's unit "
+                        "serves 0.0.0.0:443 with --https)")  # fmt: skip
     p.add_argument("--https", action="store_true",
                    help="serve HTTPS with the box's self-signed certificate (DATA/tls, made "
                         "on first start); cookies are then marked Secure")  # fmt: skip

@@ -91,6 +91,8 @@ class ServiceProcess:
     log: list[str] = field(default_factory=list, repr=False)
     """Every line the service printed, over all its (re)starts."""
     expected_errors: list[re.Pattern[str]] = field(default_factory=list, repr=False)
+    env: dict[str, str] = field(default_factory=dict)
+    """Environment variables for the service beside the test's own (NOTIFY_SOCKET, say)."""
     scan_log: ClassVar[bool] = False
     """Whether the test fails when the output shows a fault (see :func:`log_problems`)."""
 
@@ -110,7 +112,7 @@ class ServiceProcess:
             argv = ["nsenter", "-t", str(self.netns_pid), "-n", *argv]
         self.proc = subprocess.Popen(
             argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
         )  # fmt: skip
         # Drain the output all the time: a service blocked on a full pipe would stop serving.
         self.lines = Feed()

@@ -42,7 +42,7 @@ from appliance.lines.gpio_board import GpioBoard, HostStatusLed
 from appliance.lines.link import BoardLink, LinkDown, LinkState
 from appliance.lines.tones import CountryPlan, plan_for
 from appliance.media.engine import MediaEngine
-from appliance.service import reexec
+from appliance.service import reexec, sd_notify, sd_stopping, watchdog
 from appliance.sip.endpoint import SipEndpoint
 from appliance.sip.message import Request
 from appliance.sip.transaction import Destination, ServerTransaction
@@ -478,16 +478,20 @@ async def _run(args: argparse.Namespace) -> int:
     )
     await gateway.start()
     print(f"{READY}{args.sip}", flush=True)
+    sd_notify("READY=1")
+    pings = asyncio.create_task(watchdog())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     waits = [loop.create_task(stop.wait()), loop.create_task(gateway.config_changed.wait())]
     await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    for task in waits:
+    for task in (*waits, pings):
         task.cancel()
+    restarting = gateway.config_changed.is_set() and not stop.is_set()
+    sd_stopping(restarting=restarting)
     await gateway.stop()
-    return RESTART if gateway.config_changed.is_set() and not stop.is_set() else 0
+    return RESTART if restarting else 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -37,7 +37,7 @@ from appliance.pbx.security import BanKeeper, guard_config
 from appliance.pbx.tollfraud import History, Limits
 from appliance.pbx.trunks import Trunks
 from appliance.pbx.voicemail import Voicemail
-from appliance.service import sd_notify
+from appliance.service import sd_notify, sd_stopping, watchdog
 from appliance.sip.digest import DigestServer
 from appliance.sip.endpoint import SipEndpoint
 from appliance.sip.guard import Guard as SipGuard
@@ -376,12 +376,6 @@ class Core:
         the C allocator can of what the load freed (`appliance.heap` says what it cannot)."""
         logger.info("load over: memory given back in %.1f ms", heap.give_back())
 
-    async def _watchdog(self, interval: float) -> None:
-        """Ping systemd's watchdog from the event loop: a stuck loop stops the pings."""
-        while True:
-            sd_notify("WATCHDOG=1")
-            await asyncio.sleep(interval)
-
     async def _purge(self) -> None:
         while True:
             await asyncio.sleep(PURGE_INTERVAL)
@@ -505,9 +499,7 @@ class Core:
         tasks = [asyncio.create_task(self._purge()), asyncio.create_task(self._prune())]
         tasks.append(asyncio.create_task(self.call_checkpoint.run()))
         tasks.append(asyncio.create_task(self.recording_keeper.run()))
-        watchdog_usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
-        if watchdog_usec > 0:
-            tasks.append(asyncio.create_task(self._watchdog(watchdog_usec / 2e6)))
+        tasks.append(asyncio.create_task(watchdog()))
         tune_gc()
         self.endpoint.transactions.completed.on_drained = self._give_back_memory
         host, port = self.endpoint.local
@@ -516,7 +508,7 @@ class Core:
         try:
             await self._stop.wait()
         finally:
-            sd_notify("STOPPING=1")
+            sd_stopping(restarting=self.restart_requested)
             for task in tasks:
                 task.cancel()
             self.calls.close()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import ctypes
+import http.client
 import logging
 import mimetypes
+import os
 import signal
 import threading
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from types import FrameType
@@ -72,6 +75,41 @@ class MallocTrimmer:
             self._libc.malloc_trim(0)
 
 
+WATCHDOG_PATH = "/static/style.css"
+"""What the watchdog asks the page for: served by a waitress worker through Flask, no login."""
+
+
+def start_watchdog(address: tuple[str, int]) -> bool:
+    """Ping systemd's watchdog (WATCHDOG_USEC) while the page answers: twice per period a
+    request through waitress and Flask at `address` (waitress' own socket); a stuck server or
+    worker pool stops the pings and systemd restarts the service. False when no watchdog is
+    asked for."""
+    usec = int(os.environ.get("WATCHDOG_USEC", "0") or 0)
+    if usec <= 0:
+        return False
+    interval = usec / 2e6
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(address[0], address[0])
+
+    def run() -> None:
+        while True:
+            try:
+                conn = http.client.HTTPConnection(host, address[1], timeout=max(interval, 1.0))
+                try:
+                    conn.request("HEAD", WATCHDOG_PATH)
+                    answered = conn.getresponse().status == 200
+                finally:
+                    conn.close()
+            except OSError as exc:
+                logger.warning("the page did not answer its watchdog: %s", exc)
+                answered = False
+            if answered:
+                sd_notify("WATCHDOG=1")
+            time.sleep(interval)
+
+    threading.Thread(target=run, name="watchdog", daemon=True).start()
+    return True
+
+
 class ServeError(Exception):
     """The page cannot be served (address in use, no certificate). `str()` says why."""
 
@@ -106,10 +144,11 @@ def serve(data_dir: Path, host: str, port: int, https: bool = False) -> None:
                 trimmer.wrap(app), sockets=[backend], url_scheme="https", **options
             )
             bound_host, bound_port = front.bound
+            served = backend.getsockname()[:2]
         else:
             server = create_server(trimmer.wrap(app), host=host, port=port, **options)
             assert isinstance(server, BaseWSGIServer) and server.socket is not None
-            bound_host, bound_port = server.socket.getsockname()[:2]
+            bound_host, bound_port = served = server.socket.getsockname()[:2]
     except OSError as exc:
         raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
@@ -124,6 +163,7 @@ def serve(data_dir: Path, host: str, port: int, https: bool = False) -> None:
     print(f"pbx-web: {'https' if https else 'http'}://{shown}:{bound_port}/", flush=True)
     trimmer.start()
     sd_notify("READY=1")
+    start_watchdog(served)
     try:
         server.run()
     finally:

@@ -20,7 +20,7 @@ from flask import (
 )  # fmt: skip
 from flask.typing import ResponseReturnValue
 
-from appliance.service import reexec
+from appliance.service import reexec, sd_stopping
 from appliance.store import logins, settings, tokens, users
 from appliance.store.db import transaction
 from appliance.store.settings import SettingError
@@ -238,8 +238,13 @@ def restart() -> ResponseReturnValue:
         return redirect(url_for("system.index"))
     flash(_("pbx-web restarted."))
     if not current_app.testing:
-        threading.Timer(0.5, reexec).start()  # after this answer has been sent
+        threading.Timer(0.5, _restart_in_place).start()  # after this answer has been sent
     return redirect(url_for("system.index"))
+
+
+def _restart_in_place() -> None:
+    sd_stopping(restarting=True)  # to systemd a reload: READY=1 follows from the same PID
+    reexec()
 
 
 # -- the SMTP relay voicemail is e-mailed through --------------------------------------------

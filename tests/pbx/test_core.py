@@ -120,13 +120,24 @@ def test_systemd_notification_and_watchdog(tmp_path: Path) -> None:
         [sys.executable, "-m", "appliance", "--data", str(tmp_path / "var"), "run", "--sip",
          "127.0.0.1:0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
+
+    def next_state() -> str:
+        while (message := listener.recv(256).decode()) == "WATCHDOG=1":
+            pass
+        return message
+
     try:
         messages = [listener.recv(256).decode() for _ in range(3)]
         assert messages == ["READY=1", "WATCHDOG=1", "WATCHDOG=1"]
+        # A restart over the control socket is a reload to systemd, not a stop: after
+        # STOPPING=1 systemd would wait for the process to exit and kill it at the timeout.
+        assert control.call(tmp_path / "var", "restart")["restarting"] is True
+        reloading = next_state().split("\n")
+        assert reloading[0] == "RELOADING=1" and reloading[1].startswith("MONOTONIC_USEC=")
+        assert 0 < int(reloading[1].partition("=")[2]) <= time.monotonic_ns() // 1000
+        assert next_state() == "READY=1"  # the same process, started again
         proc.terminate()
-        while (message := listener.recv(256).decode()) == "WATCHDOG=1":
-            pass
-        assert message == "STOPPING=1"
+        assert next_state() == "STOPPING=1"
         assert proc.wait(timeout=10) == 0
         assert proc.stdout is not None
         assert READY_PREFIX in proc.stdout.read()
