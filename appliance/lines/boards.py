@@ -9,6 +9,7 @@ journal, next to the file's English key names.
 from __future__ import annotations
 
 import enum
+import sys
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,7 +31,14 @@ __all__ = [
     "shipped_profiles",
 ]
 
-BOARDS_DIR = Path(__file__).resolve().parents[2] / "hw" / "boards"
+
+def _boards_dir() -> Path:
+    """`hw/boards` of a source checkout, or where the wheel installs them (the image's venv)."""
+    checkout = Path(__file__).resolve().parents[2] / "hw" / "boards"
+    return checkout if checkout.is_dir() else Path(sys.prefix) / "share" / "pbx" / "boards"
+
+
+BOARDS_DIR = _boards_dir()
 SPEEDS = frozenset({9600, 19200, 38400, 57600, 115200, 230400, 460800, 921600, 1000000})
 
 
