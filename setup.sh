@@ -7,6 +7,8 @@
 #                            with `pbx web` beside it (the setup page on http://127.0.0.1:8080/)
 #   ./setup.sh test [ARGS]   install with test tools, then ruff, mypy and pytest ARGS
 #   ./setup.sh soak [ARGS]   install, then the 10-minute soak (bench/soak ARGS; --help)
+#   ./setup.sh image [ARGS]  install with the image tools, then build the appliance image
+#                            (image/build.py ARGS; --help): build/image/pbx-amd64.img
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -16,11 +18,15 @@ APT_PACKAGES=(python3 python3-venv python3-dev gcc libasound2-dev sqlite3 iprout
               espeak-ng sox libsox-fmt-mp3)
 # The browser tests drive Debian's Chromium (Playwright downloads no browser of its own); the
 # trunk tests run a real Kamailio as the SIP provider (tests/interop/kamailio.py); systemd's
-# `systemd-analyze security` scores the units (tests/test_units.py).
-TEST_APT_PACKAGES=(chromium fonts-dejavu-core kamailio kamailio-sqlite-modules systemd)
+# `systemd-analyze security` scores the units (tests/test_units.py); the image is built and
+# booted under QEMU with OVMF on a LAN whose DHCP server is dnsmasq (tests/image/).
+IMAGE_APT_PACKAGES=(mmdebstrap mtools dosfstools fdisk e2fsprogs)
+TEST_APT_PACKAGES=(chromium fonts-dejavu-core kamailio kamailio-sqlite-modules systemd
+                   "${IMAGE_APT_PACKAGES[@]}" qemu-system-x86 ovmf dnsmasq-base)
 
 packages=("${APT_PACKAGES[@]}")
 [ "${1:-}" = test ] && packages+=("${TEST_APT_PACKAGES[@]}")
+[ "${1:-}" = image ] && packages+=("${IMAGE_APT_PACKAGES[@]}")
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -76,5 +82,10 @@ case "$mode" in
     shift
     exec .venv/bin/python bench/soak "$@"
     ;;
-  *) echo "usage: ./setup.sh [install|run [ARGS]|test [PYTEST ARGS]|soak [ARGS]]" >&2; exit 2 ;;
+  image)
+    shift
+    exec .venv/bin/python image/build.py --cache build/apt-cache "$@"
+    ;;
+  *) echo "usage: ./setup.sh [install|run [ARGS]|test [PYTEST ARGS]|soak [ARGS]|image [ARGS]]" >&2
+     exit 2 ;;
 esac

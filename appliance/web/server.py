@@ -76,7 +76,7 @@ class MallocTrimmer:
 
 
 WATCHDOG_PATH = "/static/style.css"
-"""What the watchdog asks the page for: served by a waitress worker through Flask, no login."""
+"""What the watchdog asks the page for: served by a waitress worker through Flask."""
 
 
 def start_watchdog(address: tuple[str, int]) -> bool:
@@ -96,7 +96,9 @@ def start_watchdog(address: tuple[str, int]) -> bool:
                 conn = http.client.HTTPConnection(host, address[1], timeout=max(interval, 1.0))
                 try:
                     conn.request("HEAD", WATCHDOG_PATH)
-                    answered = conn.getresponse().status == 200
+                    # Any answer but a server error: before the first account exists every
+                    # page, this one included, redirects to the first-boot form.
+                    answered = conn.getresponse().status < 500
                 finally:
                     conn.close()
             except OSError as exc:
