@@ -17,46 +17,25 @@ The image is built once per checkout into `build/image` (packages cached in
 from __future__ import annotations
 
 import json
-import os
-import re
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.image.vm import BOX, LAN_HOST, Lan, Page, Vm, sip_options
+from tests.image.vm import (
+    BOOT_TIMEOUT,
+    BOX,
+    BUILD_TIMEOUT,
+    LAN_HOST,
+    Lan,
+    Page,
+    Vm,
+    built_image,
+    first_boot,
+    wait_until_up,
+)
 from tests.interop.sipp import BackgroundSipp, credentials, free_media_port, free_port, run_sipp
-
-ROOT = Path(__file__).resolve().parents[2]
-BUILD = ROOT / "build" / "image"
-BUILD_TIMEOUT = 1800.0
-"""A build with nothing cached: about 3 minutes here (90 s with the packages cached)."""
-BOOT_TIMEOUT = 420.0
-"""Seconds from power-on to SIP answering: about 60-90 s under TCG here, firmware included."""
-
-
-def built_image() -> Path:
-    given = os.environ.get("PBX_IMAGE")
-    if given:
-        return Path(given)
-    build = [sys.executable, str(ROOT / "image" / "build.py"), "--out", str(BUILD),
-             "--cache", str(ROOT / "build" / "apt-cache")]  # fmt: skip
-    image = BUILD / "pbx-amd64.img"
-    current = subprocess.run([*build, "--stamp"], check=True, capture_output=True, text=True)
-    report = BUILD / "pbx-amd64.json"
-    stamp = current.stdout.strip()
-    if image.exists() and report.exists() and json.loads(report.read_text())["stamp"] == stamp:
-        return image
-    BUILD.mkdir(parents=True, exist_ok=True)
-    log = BUILD / "build.log"
-    with log.open("w") as out:
-        done = subprocess.run(build, stdout=out, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT,
-                              check=False)  # fmt: skip
-    assert done.returncode == 0, f"the image build failed:\n{log.read_text()[-4000:]}"
-    return image
 
 
 @pytest.fixture(scope="module")
@@ -69,20 +48,7 @@ def booted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Lan, Vm, 
     try:
         vm.start()
 
-        def wait_for(what: str, answered: Callable[[], bool]) -> float:
-            """Seconds from power-on until `answered()` (polled: the box has no other signal)."""
-            deadline = vm.started_at + BOOT_TIMEOUT
-            while time.monotonic() < deadline:
-                vm.alive()
-                if answered():
-                    return time.monotonic() - vm.started_at
-                time.sleep(0.5)
-            raise AssertionError(f"no {what} in {BOOT_TIMEOUT} s; console:\n"
-                                 f"{vm.console[-4000:]}")  # fmt: skip
-
-        sip = lan.run(lambda: wait_for("SIP answer", lambda: sip_options(2.0) is not None),
-                      timeout=BOOT_TIMEOUT + 30)  # fmt: skip
-        page = lan.run(lambda: wait_for("page", Page().answers), timeout=BOOT_TIMEOUT + 30)
+        sip, page = lan.run(lambda: wait_until_up(vm, BOOT_TIMEOUT), timeout=BOOT_TIMEOUT + 60)
         print(f"boot to SIP ready: {sip:.1f} s, to the page: {page:.1f} s")
         (workdir / "boot.json").write_text(json.dumps({"sip_s": round(sip, 1),
                                                        "page_s": round(page, 1)}))  # fmt: skip
@@ -99,18 +65,8 @@ def test_the_image_boots_and_serves_phones_and_the_page(
     lan, vm, ready = booted
     assert ready < BOOT_TIMEOUT
 
-    def first_boot() -> tuple[str, dict[str, str]]:
-        page = Page()
-        page.request("GET", "/")
-        assert page.status == 302  # no account yet: the first visitor makes the admin
-        page.submit("/setup/account", {"username": "admin", "password": "Adm1n-Secret!",
-                                       "confirm": "Adm1n-Secret!"})  # fmt: skip
-        assert page.status == 302, "the first-boot account was not made"
-        shown = page.submit("/setup/office", {"token-name": "image test", "token-role": "admin"},
-                            "/system/tokens")  # fmt: skip
-        found = re.search(r"pbx_[A-Za-z0-9_\-]{16,}", shown)
-        assert page.status == 200 and found, f"no API token shown ({page.status})"
-        token = found[0]
+    def accounts() -> tuple[str, dict[str, str]]:
+        page, token = first_boot()
         passwords = {}
         for number in ("101", "102"):
             made = page.api(token, "POST", "/extensions", {"number": number, "name": number})
@@ -118,7 +74,7 @@ def test_the_image_boots_and_serves_phones_and_the_page(
             passwords[number] = made["password"]  # generated on the box
         return token, passwords
 
-    token, passwords = lan.run(first_boot, timeout=300)
+    token, passwords = lan.run(accounts, timeout=300)
 
     def call() -> None:
         caller_port, callee_port = free_port(LAN_HOST), free_port(LAN_HOST)

@@ -17,10 +17,12 @@ import ctypes
 import http.client
 import json
 import os
+import re
 import secrets
 import socket
 import ssl
 import subprocess
+import sys
 import threading
 import time
 import urllib.parse
@@ -33,6 +35,36 @@ from tests.interop.netns import CLONE_NEWNET, NetNamespace
 from tests.web.conftest import csrf_token
 
 T = TypeVar("T")
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILD = ROOT / "build" / "image"
+BUILD_TIMEOUT = 1800.0
+"""A build with nothing cached: about 3 minutes here (90 s with the packages cached)."""
+BOOT_TIMEOUT = 420.0
+"""Seconds from power-on to SIP answering: about 60-90 s under TCG here, firmware included."""
+
+
+def built_image() -> Path:
+    """The image to boot: `PBX_IMAGE`, or `build/image`'s, built now unless it is current."""
+    given = os.environ.get("PBX_IMAGE")
+    if given:
+        return Path(given)
+    build = [sys.executable, str(ROOT / "image" / "build.py"), "--out", str(BUILD),
+             "--cache", str(ROOT / "build" / "apt-cache")]  # fmt: skip
+    image = BUILD / "pbx-amd64.img"
+    current = subprocess.run([*build, "--stamp"], check=True, capture_output=True, text=True)
+    report = BUILD / "pbx-amd64.json"
+    stamp = current.stdout.strip()
+    if image.exists() and report.exists() and json.loads(report.read_text())["stamp"] == stamp:
+        return image
+    BUILD.mkdir(parents=True, exist_ok=True)
+    log = BUILD / "build.log"
+    with log.open("w") as out:
+        done = subprocess.run(build, stdout=out, stderr=subprocess.STDOUT, timeout=BUILD_TIMEOUT,
+                              check=False)  # fmt: skip
+    assert done.returncode == 0, f"the image build failed:\n{log.read_text()[-4000:]}"
+    return image
+
 
 LAN_HOST = "10.0.2.1"
 BOX = "10.0.2.15"
@@ -105,6 +137,9 @@ class Vm:
     lan: Lan
     workdir: Path
     memory_mb: int = 1024
+    snapshot: bool = True
+    """Writes go to a temporary overlay (the image file is never written); False: to `image`,
+    which then holds what the box wrote when it is stopped (a power cut, `stop`)."""
     proc: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
 
@@ -115,25 +150,61 @@ class Vm:
 
     def start(self) -> None:
         self.started_at = time.monotonic()
+        drive = f"file={self.image},format=raw,if=virtio" + (
+            ",snapshot=on" if self.snapshot else ""
+        )
         self.proc = self.lan.ns.popen(
             ["qemu-system-x86_64", "-accel", "tcg", "-smp", "2", "-m", str(self.memory_mb),
              "-bios", str(OVMF), "-display", "none", "-monitor", "none", "-no-reboot",
-             "-serial", f"file:{self.workdir / 'console.log'}",
-             "-drive", f"file={self.image},format=raw,if=virtio,snapshot=on",
+             "-serial", f"file:{self.workdir / 'console.log'}", "-drive", drive,
              "-netdev", "tap,id=lan,ifname=tap0,script=no,downscript=no",
              "-device", f"virtio-net-pci,netdev=lan,mac={MAC}"],
             stdout=subprocess.DEVNULL, stderr=(self.workdir / "qemu.log").open("wb"),
         )  # fmt: skip
 
     def stop(self) -> None:
+        """Cut the power: QEMU is killed (SIGKILL) whatever the box is doing."""
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()  # a power cut: the disk is a snapshot, nothing to flush
+            self.proc.kill()
             self.proc.wait(timeout=30)
 
     def alive(self) -> None:
         assert self.proc is not None and self.proc.poll() is None, (
             f"QEMU exited ({self.proc and self.proc.returncode}); console:\n{self.console[-3000:]}"
         )
+
+
+def wait_until_up(vm: Vm, timeout: float) -> tuple[float, float]:
+    """Seconds from power-on until SIP answers, then until the page answers (call from inside
+    the LAN; polled: the box has no other signal)."""
+
+    def wait_for(what: str, answered: Callable[[], bool]) -> float:
+        deadline = vm.started_at + timeout
+        while time.monotonic() < deadline:
+            vm.alive()
+            if answered():
+                return time.monotonic() - vm.started_at
+            time.sleep(0.5)
+        raise AssertionError(f"no {what} in {timeout} s; console:\n{vm.console[-4000:]}")
+
+    sip = wait_for("SIP answer", lambda: sip_options(2.0) is not None)
+    return sip, wait_for("page", Page().answers)
+
+
+def first_boot(admin_password: str = "Adm1n-Secret!") -> tuple[Page, str]:
+    """The setup page's first-boot form (the admin account), then an API token (call from
+    inside the LAN): the logged-in page and the token."""
+    page = Page()
+    page.request("GET", "/")
+    assert page.status == 302  # no account yet: the first visitor makes the admin
+    page.submit("/setup/account", {"username": "admin", "password": admin_password,
+                                   "confirm": admin_password})  # fmt: skip
+    assert page.status == 302, "the first-boot account was not made"
+    shown = page.submit("/setup/office", {"token-name": "image test", "token-role": "admin"},
+                        "/system/tokens")  # fmt: skip
+    found = re.search(r"pbx_[A-Za-z0-9_\-]{16,}", shown)
+    assert page.status == 200 and found, f"no API token shown ({page.status})"
+    return page, found[0]
 
 
 def sip_options(timeout: float = 1.0) -> str | None:
