@@ -18,6 +18,7 @@ from appliance import (
     cli_lines,
     cli_menus,
     cli_prompts,
+    cli_reset,
     cli_voicemail,
     control,
     numbering,
@@ -842,6 +843,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_prompts.add_commands(sub, command)
     cli_lines.add_commands(sub, command)
     cli_voicemail.add_commands(sub, command, _notify_core)
+    cli_reset.add_commands(sub, command)
     return parser
 
 
@@ -857,7 +859,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (
         ExtensionError, SettingError, TrunkError, DidError, RouteError, NumberTaken,
         DestinationError, recordings.RecordingError, MenuError, *cli_prompts.ERRORS,
-        *cli_lines.ERRORS, *cli_voicemail.ERRORS,
+        *cli_lines.ERRORS, *cli_voicemail.ERRORS, *cli_reset.ERRORS,
     ) as exc:  # fmt: skip
         print(f"pbx: error: {exc}", file=sys.stderr)
         return 2

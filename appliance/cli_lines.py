@@ -213,7 +213,10 @@ def cmd_lines_set(args: argparse.Namespace) -> int:
             )  # fmt: skip
     except ports.PortError as exc:
         raise LinesError(str(exc)) from None
-    print(f"port {args.port} saved; the gateway applies it when it (re)starts")
+    print(
+        f"port {args.port} saved; a running gateway applies it within seconds, once none of "
+        "its ports is in use"
+    )
     return 0
 
 

@@ -50,7 +50,7 @@ PACKAGES = [
     "systemd", "systemd-sysv", "systemd-timesyncd", "systemd-resolved", "systemd-repart", "udev",
     "dbus-broker",
     "initramfs-tools", "kmod", "passwd", "iproute2", "procps", "ca-certificates", "openssl",
-    "sqlite3",
+    "sqlite3", "e2fsprogs",
     # the services' Python and the libraries they load
     "python3", "python3-venv", "libasound2t64", "libopus0", "libogg0",
     # what callers hear: Debian's recorded prompts, hold music, espeak-ng and sox for typed ones
@@ -169,6 +169,7 @@ def _in_chroot(wheel: str) -> str:
         "cp /tmp/systemd/*.service /tmp/systemd/*.target /etc/systemd/system/",
         "cp -a /tmp/rootfs/. /",
         "systemctl enable pbx.target pbx-core.service pbx-lines.service pbx-web.service"
+        " pbx-factory-reset.path pbx-data-reset.service pbx-hostname.service"
         " systemd-networkd.service systemd-resolved.service systemd-timesyncd.service",
         "systemctl set-default multi-user.target",
         # The compiler was for pyalsaaudio only; pip was for the install only.
@@ -196,7 +197,7 @@ def finish_root(root: Path) -> None:
     resolv = root / "etc" / "resolv.conf"
     resolv.unlink(missing_ok=True)
     resolv.symlink_to("../run/systemd/resolve/stub-resolv.conf")
-    (root / "etc" / "hostname").write_text("pbx\n")
+    (root / "etc" / "hostname").write_text("pbx\n")  # until pbx-hostname.service sets pbx-XXXX
     (root / "etc" / "machine-id").write_text("")  # made at boot (a new box, a new id)
 
 
@@ -319,6 +320,9 @@ def main(argv: list[str] | None = None) -> int:
         data = work / "data"
         (root / "var").rename(data)
         (root / "var").mkdir()
+        # A factory reset makes the data partition again from this copy of a new box's /var.
+        (root / "usr" / "share" / "pbx").mkdir(parents=True, exist_ok=True)
+        run("cp", "-a", data, root / "usr" / "share" / "pbx" / "var")
         # Units that start before /var is mounted (systemd-resolved) find /var/tmp for their
         # PrivateTmp= on the root's mount point; the data partition's own hides it later.
         (root / "var" / "tmp").mkdir(mode=0o1777)

@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from appliance import factory_reset
 from appliance.control import lines_socket_path, serve
 from appliance.lines import protocol as p
 from appliance.lines.audio import AudioError, PortAudio
@@ -38,7 +39,7 @@ from appliance.lines.fxs import (
     State,
 )
 from appliance.lines.gpio import GPIOD, GpiodApi
-from appliance.lines.gpio_board import GpioBoard, HostStatusLed
+from appliance.lines.gpio_board import GpioBoard, HostResetButton, HostStatusLed
 from appliance.lines.link import BoardLink, LinkDown, LinkState
 from appliance.lines.tones import CountryPlan, plan_for
 from appliance.media.engine import MediaEngine
@@ -121,6 +122,12 @@ class Gateway:
         own (a GPIO board drives the profile's status LED itself, by the `Led` command)."""
         if profile.status_led is not None and profile.driver != Driver.GPIO:
             self.host_led = HostStatusLed(profile.status_led, api=gpio, dev=gpio_dev)
+        self.reset_button: HostResetButton | None = None
+        """The profile's reset button: held 10 s, it files a factory reset."""
+        if profile.reset_button is not None:
+            self.reset_button = HostResetButton(
+                profile.reset_button, self._reset_held, api=gpio, dev=gpio_dev
+            )
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.config_changed = asyncio.Event()
@@ -200,6 +207,8 @@ class Gateway:
         if self.host_led is not None:
             self.media.clock.add(self.host_led)
             self.show_status_led(again=True)  # unregistered until the ports are
+        if self.reset_button is not None:
+            self.media.clock.add(self.reset_button)
         await self.link.start()
         self._watch = asyncio.get_running_loop().create_task(self._watch_config())
         self._server = await serve(
@@ -257,6 +266,9 @@ class Gateway:
         if self.host_led is not None:
             self.media.clock.remove(self.host_led)
             self.host_led.close()
+        if self.reset_button is not None:
+            self.media.clock.remove(self.reset_button)
+            self.reset_button.close()
         for fxs in self.fxs.values():
             self.media.clock.remove(fxs)
             if fxs.audio is not None:
@@ -267,6 +279,16 @@ class Gateway:
                 fxo.audio.close()
         self.endpoint.close()
         self.fxo_endpoint.close()
+
+    def _reset_held(self) -> None:
+        """The reset button was held: a factory reset (appliance.factory_reset), which the
+        appliance's units carry out by rebooting; elsewhere nothing acts on a request."""
+        if not factory_reset.on_appliance():
+            logger.warning("reset button held: a factory reset needs the appliance (elsewhere: "
+                           "pbx factory-reset with the services stopped)")  # fmt: skip
+            return
+        logger.warning("reset button held: factory reset requested, the box restarts")
+        factory_reset.request(self.data_dir, "the reset button")
 
     async def _watch_config(self) -> None:
         while True:

@@ -35,7 +35,7 @@ from appliance.lines.gpio import (
 from appliance.lines.link import CommandRejected, LinkDown, LinkState
 from appliance.lines.tones import FlashWindow, PulseTiming
 
-__all__ = ["GpioBoard"]
+__all__ = ["GpioBoard", "HostResetButton", "HostStatusLed"]
 
 logger = logging.getLogger(__name__)
 
@@ -285,3 +285,57 @@ class HostStatusLed:
         if self._lines is not None:
             self._lines.close()
         self._lines = self._leds = None
+
+
+RESET_HOLD_S = 10.0
+"""How long the reset button is held for a factory reset (a brush against it does nothing)."""
+
+
+class HostResetButton:
+    """The board's reset button on the host's GPIO (the profile's `reset_button`): held for
+    `hold_s`, it calls `on_held` once, and again only after it was let go. Read on the
+    gateway's 20 ms clock (`tick`), so a press shorter than a tick may be missed: a person
+    holds it for seconds. A line that cannot be taken is logged and tried again every
+    `retry_s`."""
+
+    def __init__(
+        self,
+        line: GpioLine,
+        on_held: Callable[[], None],
+        *,
+        hold_s: float = RESET_HOLD_S,
+        api: GpiodApi = GPIOD,
+        dev: Path = Path("/dev"),
+        retry_s: float = 5.0,
+    ) -> None:
+        self._line, self._on_held, self.hold_s = line, on_held, hold_s
+        self._api, self._dev, self._retry_s = api, dev, retry_s
+        self._lines: GpioLines | None = None
+        self._tried = float("-inf")
+        self._since: float | None = None
+        self._fired = False
+
+    def tick(self, now: float) -> None:
+        if self._lines is None:
+            if now - self._tried < self._retry_s:
+                return
+            self._tried = now
+            try:
+                self._lines = GpioLines(self._api, {}, {"reset": self._line}, dev=self._dev)
+            except GpioError as exc:
+                logger.error("reset button: %s", exc)
+                return
+        if not self._lines.get("reset"):
+            self._since, self._fired = None, False
+            return
+        if self._since is None:
+            self._since = now
+            logger.info("reset button pressed: hold it %.0f s for a factory reset", self.hold_s)
+        elif not self._fired and now - self._since >= self.hold_s:
+            self._fired = True
+            self._on_held()
+
+    def close(self) -> None:
+        if self._lines is not None:
+            self._lines.close()
+        self._lines = None

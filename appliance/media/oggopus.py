@@ -29,8 +29,9 @@ about 0.0025 CPU-s per second, 3 about 0.005, 10 about 0.006 (libsndfile's: 0.01
 FRAME_MS = 60
 """Opus frame length: 60 ms costs a third less CPU than 20 ms on the Xeon bench machine
 (0.0029-0.0031 against 0.0044-0.0048 CPU-s per second of stereo; on the EPYC machine of the
-first measurements it made no difference) and 6.0 MB per hour instead of 6.8. A recording has no latency to care about, and the
-writer still writes a page per second (the crash window is unchanged)."""
+first measurements it made no difference) and 6.0 MB per hour instead of 6.8. A recording has
+no latency to care about, and the writer still writes a page per second (the crash window is
+unchanged)."""
 
 _APPLICATION_VOIP = 2048
 _SET_BITRATE = 4002

@@ -617,6 +617,14 @@ class RestartForm(FlaskForm):
     )  # fmt: skip
 
 
+class FactoryResetForm(FlaskForm):
+    confirm = StringField(
+        _l("Type RESET to confirm"), [DataRequired()],
+        description=_l("Every setting, extension, call record, recording, prompt and voicemail "
+                       "message is erased; the box restarts as new."),
+    )  # fmt: skip
+
+
 # -- call recording (appliance.web.recordings) -----------------------------------------
 
 MATCH_NAMES = {

@@ -20,6 +20,7 @@ from flask import (
 )  # fmt: skip
 from flask.typing import ResponseReturnValue
 
+from appliance import factory_reset
 from appliance.service import reexec, sd_stopping
 from appliance.store import logins, settings, tokens, users
 from appliance.store.db import transaction
@@ -29,6 +30,7 @@ from appliance.web import corectl
 from appliance.web.auth import access, current_user, get_db
 from appliance.web.forms import (
     ConfirmForm,
+    FactoryResetForm,
     MailRelayForm,
     PasswordChangeForm,
     RestartForm,
@@ -52,6 +54,7 @@ def _page(**forms: object) -> ResponseReturnValue:
         "token_form": TokenForm(prefix="token"),
         "restore_form": RestoreForm(prefix="restore"),
         "restart_form": RestartForm(prefix="restart"),
+        "reset_form": FactoryResetForm(prefix="reset"),
         "confirm": ConfirmForm(),
         "mail_form": MailRelayForm(prefix="mail", data=_mail_data()),
     }
@@ -59,6 +62,7 @@ def _page(**forms: object) -> ResponseReturnValue:
     status = 400 if forms else 200
     return render_template(
         "system.html", users=users.list_all(db), tokens=tokens.list_all(db),
+        factory_reset_here=factory_reset.on_appliance(),
         mail_password_set=bool(settings.get_str(db, "mail.password")), **defaults,
     ), status  # fmt: skip
 
@@ -239,6 +243,28 @@ def restart() -> ResponseReturnValue:
     flash(_("pbx-web restarted."))
     if not current_app.testing:
         threading.Timer(0.5, _restart_in_place).start()  # after this answer has been sent
+    return redirect(url_for("system.index"))
+
+
+@bp.route("/factory-reset", methods=["POST"])
+@access("admin")
+def reset() -> ResponseReturnValue:
+    """File a factory reset (appliance.factory_reset): the box reboots and comes back new."""
+    form = FactoryResetForm(prefix="reset")
+    if not form.validate_on_submit():
+        return _page(reset_form=form)
+    if text(form.confirm) != factory_reset.CONFIRMATION:
+        reject(form.confirm, _("Type RESET, in capitals, to confirm."))
+        return _page(reset_form=form)
+    if not factory_reset.on_appliance():
+        flash(_("A factory reset from this page needs the appliance. On this machine stop the "
+                "services and run pbx factory-reset."), "error")  # fmt: skip
+        return redirect(url_for("system.index"))
+    user = current_user()
+    who = user.username if user is not None else "?"
+    factory_reset.request(current_app.config["DATA_DIR"], f"setup page, {who}")
+    flash(_("The box is restarting and will come back as new in about a minute: open this "
+            "page again then to set it up."))  # fmt: skip
     return redirect(url_for("system.index"))
 
 

@@ -1,13 +1,15 @@
 """The appliance image (issue 14, first acceptance test): built by `image/build.py` from Debian
 13 packages and this checkout's wheel, booted under QEMU (TCG, UEFI firmware, systemd-boot)
-on a LAN of the test's own (`tests.image.vm`), it takes an address by DHCP, its three services
-start, and from the LAN:
+on a LAN of the test's own (`tests.image.vm`), it names itself pbx-XXXX, takes an address by
+DHCP, shows it on the console, its three services start, and from the LAN:
 
 - SIP answers on 5060 (the boot-to-SIP-ready time is printed and kept in the work directory);
 - the setup page answers on 443 with its first-boot flow: the admin account is made there,
   then an API token, then two extensions whose passwords the box generates;
 - two sipp phones register with those passwords, and a call between them carries RTP both
-  ways (the box's call record, read through the API, counts the packets of each leg).
+  ways (the box's call record, read through the API, counts the packets of each leg);
+- a factory reset from the System page restarts the box, which comes back as new: the page
+  asks for the first account again, the old API token is refused, the extensions are gone.
 
 The image is built once per checkout into `build/image` (packages cached in
 `build/apt-cache`) and reused while nothing that goes into it changed (`image/build.py
@@ -17,6 +19,7 @@ The image is built once per checkout into `build/image` (packages cached in
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,9 +36,12 @@ from tests.image.vm import (
     Vm,
     built_image,
     first_boot,
+    sip_options,
     wait_until_up,
 )
 from tests.interop.sipp import BackgroundSipp, credentials, free_media_port, free_port, run_sipp
+
+ADMIN = ("admin", "Adm1n-Secret!")
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +70,11 @@ def test_the_image_boots_and_serves_phones_and_the_page(
 ) -> None:
     lan, vm, ready = booted
     assert ready < BOOT_TIMEOUT
+    # Its own name, made on the first boot, sent with its DHCP request; its address on the
+    # console's login screen.
+    lease = (lan.workdir / "leases").read_text().split()
+    assert BOX in lease and re.fullmatch(r"pbx-[0-9a-f]{4}", lease[lease.index(BOX) + 1]), lease
+    assert f"Setup page: https://{BOX}/" in vm.console
 
     def accounts() -> tuple[str, dict[str, str]]:
         page, token = first_boot()
@@ -115,4 +126,51 @@ def test_the_image_boots_and_serves_phones_and_the_page(
         stats = row[leg]
         assert isinstance(stats, dict), row
         assert stats["packets"] > 50 and stats["sent"] > 50, (leg, stats)  # 3 s at 50 per s
+    vm.alive()
+
+
+def test_a_factory_reset_from_the_page_makes_the_box_new(booted: tuple[Lan, Vm, float]) -> None:
+    lan, vm, _ready = booted
+
+    def reset() -> str:
+        page = Page()
+        page.submit("/login", {"username": ADMIN[0], "password": ADMIN[1]})
+        assert page.status == 302, "the admin could not log in"
+        # (The wizard is not done: every page but its own sends the admin there, so the forms'
+        # token comes from its first page.)
+        shown = page.submit("/setup/office", {"reset-confirm": "reset"}, "/system/factory-reset")
+        assert page.status == 400 and "RESET" in shown  # the word in capitals, or nothing
+        shown = page.submit("/setup/office", {"token-name": "before", "token-role": "viewer"},
+                            "/system/tokens")  # fmt: skip
+        found = re.search(r"pbx_[A-Za-z0-9_\-]{16,}", shown)
+        assert found, "no API token shown"
+        token = found[0]
+        page.submit("/setup/office", {"reset-confirm": "RESET"}, "/system/factory-reset")
+        assert page.status == 302
+        return token
+
+    token = lan.run(reset, timeout=300)
+    restarted = time.monotonic()
+
+    def back() -> tuple[int, int]:
+        deadline = restarted + BOOT_TIMEOUT
+        while sip_options(2.0) is not None:  # the box goes down first...
+            assert time.monotonic() < deadline, "the box did not restart"
+            time.sleep(0.5)
+        vm.started_at = time.monotonic()
+        wait_until_up(vm, BOOT_TIMEOUT)  # ... then comes back
+        page = Page()
+        page.request("GET", "/")
+        first = page.status
+        page.api(token, "GET", "/extensions")
+        return first, page.status
+
+    first, api = lan.run(back, timeout=2 * BOOT_TIMEOUT + 60)
+    assert first == 302 and api == 401, (first, api)
+
+    def after() -> list[str]:
+        page, token = first_boot()  # the first-boot form again: no account survived
+        return [ext["number"] for ext in page.api(token, "GET", "/extensions")["extensions"]]
+
+    assert lan.run(after, timeout=300) == []
     vm.alive()

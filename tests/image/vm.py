@@ -155,7 +155,7 @@ class Vm:
         )
         self.proc = self.lan.ns.popen(
             ["qemu-system-x86_64", "-accel", "tcg", "-smp", "2", "-m", str(self.memory_mb),
-             "-bios", str(OVMF), "-display", "none", "-monitor", "none", "-no-reboot",
+             "-bios", str(OVMF), "-display", "none", "-monitor", "none",
              "-serial", f"file:{self.workdir / 'console.log'}", "-drive", drive,
              "-netdev", "tap,id=lan,ifname=tap0,script=no,downscript=no",
              "-device", f"virtio-net-pci,netdev=lan,mac={MAC}"],

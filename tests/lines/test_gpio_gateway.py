@@ -6,7 +6,10 @@ the one part that cannot exist here), with real ALSA file-backed PCMs and a real
   the RU dial tone in its earpiece and its port LED lit;
 - a serial board whose status LED is on the host's GPIO (the microcontroller profile's wiring,
   here on the simulated board): the gateway blinks it itself while the ports are not
-  registered, even though the board knows nothing of it."""
+  registered, even though the board knows nothing of it;
+- the reset button on the host's GPIO (active low, as wired): held for its hold time it files
+  one factory reset on the appliance (`PBX_FACTORY_RESET_UNIT` standing for the image's
+  unit), a shorter press files nothing, and off the appliance a hold files nothing."""
 
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from appliance import factory_reset
 from appliance.lines import protocol as p
 from appliance.lines.boards import BoardProfile, GpioLine, load_profile, shipped_profiles
 from appliance.lines.fxs import State
@@ -32,6 +36,7 @@ from tests.conftest import CoreProcess
 
 PI = "pinctrl-bcm2711"
 STATUS = "GPIO17"
+RESET = "GPIO27"
 
 
 def fake_pi(tmp_path: Path) -> FakeGpiod:
@@ -152,6 +157,57 @@ def test_a_serial_boards_status_led_on_the_host_blinks_while_unregistered(
             seen = await levels(api, STATUS, 2.5)
             assert seen == {True, False}
             assert not any(port.registered for port in gateway.fxs.values())
+        finally:
+            await gateway.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        board.stop()
+
+
+@pytest.mark.parametrize("appliance", [True, False])
+def test_the_reset_button_held_files_a_factory_reset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, appliance: bool
+) -> None:
+    data = tmp_path / "var"
+    office(data)
+    unit = tmp_path / "pbx-factory-reset.path"
+    if appliance:
+        unit.write_text("[Path]\n")
+    monkeypatch.setenv("PBX_FACTORY_RESET_UNIT", str(unit))
+    sim = load_profile(shipped_profiles()["sim"])
+    profile = dataclasses.replace(
+        file_pcms(sim, tmp_path, monkeypatch), reset_button=GpioLine(PI, RESET, active_low=True)
+    )
+    api = fake_pi(tmp_path)
+    api.drive(PI, RESET, True)  # the pull-up: not pressed
+    board = SimBoard(tmp_path / "ttySIM", [p.FXS, p.FXS, p.FXO])
+    board.start()
+
+    async def scenario() -> None:
+        gateway = Gateway(
+            data, profile, ("127.0.0.1", 9), sip=("127.0.0.1", 0), fxo_sip=("127.0.0.1", 0),
+            device=str(tmp_path / "ttySIM"), gpio=api, gpio_dev=tmp_path,
+        )  # fmt: skip
+        assert gateway.reset_button is not None
+        gateway.reset_button.hold_s = 0.5  # (10 s on a box: a test need not wait that long)
+        await gateway.start()
+        try:
+            assert await gateway.link.wait_state(LinkState.UP, 5)
+            api.drive(PI, RESET, False)  # pressed...
+            await asyncio.sleep(0.2)  # ... and let go before the hold time: a brush
+            api.drive(PI, RESET, True)
+            await asyncio.sleep(0.3)
+            assert not factory_reset.pending(data)
+            api.drive(PI, RESET, False)  # held
+            if appliance:
+                await until(lambda: factory_reset.pending(data), 5)
+                assert (data / factory_reset.REQUEST).read_text() == "the reset button\n"
+            else:
+                await asyncio.sleep(1.0)  # (nothing to wait for: nothing must happen)
+                assert not factory_reset.pending(data)
+            api.drive(PI, RESET, True)
         finally:
             await gateway.stop()
 
