@@ -13,7 +13,6 @@ thread that entered it: `Lan.run` (every socket and child process made there is 
 
 from __future__ import annotations
 
-import ctypes
 import http.client
 import json
 import os
@@ -23,7 +22,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -31,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from tests.interop.netns import CLONE_NEWNET, NetNamespace
+from tests.interop.netns import NetNamespace
 from tests.web.conftest import csrf_token
 
 T = TypeVar("T")
@@ -103,30 +101,8 @@ class Lan:
         self.ns.stop()
 
     def run(self, work: Callable[[], T], timeout: float = 600) -> T:
-        """`work()` in a thread inside the namespace; its result, or its exception raised."""
-        results: list[T] = []
-        failures: list[BaseException] = []
-
-        def inside() -> None:
-            libc = ctypes.CDLL(None, use_errno=True)
-            fd = os.open(f"/proc/{self.ns.pid}/ns/net", os.O_RDONLY)
-            try:
-                if libc.setns(fd, CLONE_NEWNET) != 0:
-                    raise OSError(ctypes.get_errno(), "setns failed")
-            finally:
-                os.close(fd)
-            try:
-                results.append(work())
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
-                failures.append(exc)
-
-        thread = threading.Thread(target=inside, name="in-the-lan")
-        thread.start()
-        thread.join(timeout)
-        assert not thread.is_alive(), f"{work} did not finish within {timeout} s"
-        if failures:
-            raise failures[0]
-        return results[0]
+        """`work()` inside the LAN (its sockets and child processes too); its result."""
+        return self.ns.call(work, timeout)
 
 
 @dataclass

@@ -22,13 +22,14 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 logger = logging.getLogger(__name__)
 
 CLONE_NEWNET = 0x40000000
+T = TypeVar("T")
 
 
 class NetNamespaceError(Exception):
@@ -226,3 +227,34 @@ class NetNamespace:
     ) -> None:
         """Stop the namespace."""
         self.stop()
+
+    def call(self, work: Callable[[], T], timeout: float = 300.0) -> T:
+        """`work()` in a thread that entered the namespace (namespaces are per thread), so that
+        every socket it opens and every process it starts is inside; its result, or its
+        failure raised here."""
+        results: list[T] = []
+        failures: list[BaseException] = []
+
+        def inside() -> None:
+            libc = ctypes.CDLL(None, use_errno=True)
+            fd = os.open(f"/proc/{self.pid}/ns/net", os.O_RDONLY)
+            try:
+                if libc.setns(fd, CLONE_NEWNET) != 0:
+                    err = ctypes.get_errno()
+                    failures.append(OSError(err, f"setns: {os.strerror(err)}"))
+                    return
+            finally:
+                os.close(fd)
+            try:
+                results.append(work())
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+                failures.append(exc)
+
+        thread = threading.Thread(target=inside, name="in-netns")
+        thread.start()
+        thread.join(timeout)
+        if thread.is_alive():
+            raise AssertionError(f"{work} did not end in {timeout} s")
+        if failures:
+            raise failures[0]
+        return results[0]

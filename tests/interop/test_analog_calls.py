@@ -13,9 +13,6 @@ here and judged by frequency, cadence and an independent FSK decoder.
 from __future__ import annotations
 
 import asyncio
-import ctypes
-import os
-import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
 from dataclasses import dataclass
@@ -48,7 +45,7 @@ from appliance.store.db import open_db
 from tests.conftest import CoreProcess
 from tests.interop.baresip import Baresip, BaresipAccount, BaresipAudio
 from tests.interop.call_records import wait_cdrs
-from tests.interop.netns import CLONE_NEWNET, NetNamespace
+from tests.interop.netns import NetNamespace
 from tests.interop.tones import dominant_frequency, read_wav, tone_seconds
 from tests.lines.test_callerid import parse_independently, receive_bytes
 
@@ -252,30 +249,8 @@ def office(
 
 
 def in_netns(ns: NetNamespace, scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    """Run `scenario()` on an event loop in a thread that entered the namespace (network
-    namespaces are per thread), so that every socket it opens is inside; re-raise its
-    failure here."""
-    failures: list[BaseException] = []
-
-    def run() -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        fd = os.open(f"/proc/{ns.pid}/ns/net", os.O_RDONLY)
-        try:
-            if libc.setns(fd, CLONE_NEWNET) != 0:
-                raise OSError(ctypes.get_errno(), "setns failed")
-        finally:
-            os.close(fd)
-        try:
-            asyncio.run(scenario())
-        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
-            failures.append(exc)
-
-    thread = threading.Thread(target=run, name="gateway-in-netns")
-    thread.start()
-    thread.join(timeout=300)
-    assert not thread.is_alive(), "the scenario did not end in 300 s"
-    if failures:
-        raise failures[0]
+    """Run `scenario()` on an event loop inside the namespace; re-raise its failure here."""
+    ns.call(lambda: asyncio.run(scenario()), timeout=300)
 
 
 async def started(office: Office) -> Gateway:

@@ -29,6 +29,16 @@ async def until(check: Callable[[], bool], timeout: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
+def quick_gateway(tmp: Path) -> Gateway:
+    """The simulated board's gateway (no core) looking at its configuration every 50 ms."""
+    gateway = Gateway(
+        tmp / "data", load_profile(shipped_profiles()["sim"]), ("127.0.0.1", 9),
+        sip=("127.0.0.1", 0), fxo_sip=("127.0.0.1", 0), device=str(tmp / "ttySIM"),
+    )  # fmt: skip
+    gateway.config_poll_s = 0.05
+    return gateway
+
+
 def test_a_changed_country_restarts_the_gateway_once_its_ports_are_idle(
     bench: tuple[Path, SimBoard],
 ) -> None:
@@ -36,11 +46,7 @@ def test_a_changed_country_restarts_the_gateway_once_its_ports_are_idle(
     data = tmp / "data"
 
     async def scenario() -> None:
-        gateway = Gateway(
-            data, load_profile(shipped_profiles()["sim"]), ("127.0.0.1", 9),
-            sip=("127.0.0.1", 0), fxo_sip=("127.0.0.1", 0), device=str(tmp / "ttySIM"),
-        )  # fmt: skip
-        gateway.config_poll_s = 0.05
+        gateway = quick_gateway(tmp)
         await gateway.start()
         try:
             assert await gateway.link.wait_state(LinkState.UP, 10)
@@ -70,11 +76,7 @@ def test_an_unchanged_configuration_never_restarts_it(bench: tuple[Path, SimBoar
     data = tmp / "data"
 
     async def scenario() -> None:
-        gateway = Gateway(
-            data, load_profile(shipped_profiles()["sim"]), ("127.0.0.1", 9),
-            sip=("127.0.0.1", 0), fxo_sip=("127.0.0.1", 0), device=str(tmp / "ttySIM"),
-        )  # fmt: skip
-        gateway.config_poll_s = 0.05
+        gateway = quick_gateway(tmp)
         await gateway.start()
         try:
             db = open_db(data)

@@ -9,7 +9,6 @@ the test's."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +17,7 @@ from appliance.store import ports
 from appliance.store.db import open_db
 from tests.conftest import pbx_cli
 from tests.lines.test_demo_run import free_udp_pair
+from tests.notify import NotifySocket
 
 
 def test_the_gateway_tells_systemd_its_state(tmp_path: Path) -> None:
@@ -27,34 +27,22 @@ def test_the_gateway_tells_systemd_its_state(tmp_path: Path) -> None:
         ports.demo_ports(db)
     finally:
         db.conn.close()
-    notify = tmp_path / "notify.sock"
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    listener.bind(str(notify))
-    listener.settimeout(30)
-    env = {**os.environ, "NOTIFY_SOCKET": str(notify), "WATCHDOG_USEC": "200000"}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "appliance", "--data", str(data), "lines", "run", "--board",
-         "sim", "--core", "127.0.0.1:9", "--sip-port", str(free_udp_pair())],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-
-    def next_state() -> str:
-        while (message := listener.recv(256).decode()) == "WATCHDOG=1":
-            pass
-        return message
-
-    try:
-        assert [listener.recv(256).decode() for _ in range(3)] == [
-            "READY=1", "WATCHDOG=1", "WATCHDOG=1",
-        ]  # fmt: skip
-        pbx_cli(data, "config", "set", "office.country", "DE")  # no handset in use
-        assert next_state().startswith("RELOADING=1\nMONOTONIC_USEC=")
-        assert next_state() == "READY=1"
-        proc.terminate()
-        assert next_state() == "STOPPING=1"
-        assert proc.wait(timeout=20) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        listener.close()
+    with NotifySocket(tmp_path / "notify.sock") as notify:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "appliance", "--data", str(data), "lines", "run", "--board",
+             "sim", "--core", "127.0.0.1:9", "--sip-port", str(free_udp_pair())],
+            env={**os.environ, **notify.env}, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            assert [notify.recv() for _ in range(3)] == ["READY=1", "WATCHDOG=1", "WATCHDOG=1"]
+            pbx_cli(data, "config", "set", "office.country", "DE")  # no handset in use
+            assert notify.next_state().startswith("RELOADING=1\nMONOTONIC_USEC=")
+            assert notify.next_state() == "READY=1"
+            proc.terminate()
+            assert notify.next_state() == "STOPPING=1"
+            assert proc.wait(timeout=20) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()

@@ -132,6 +132,15 @@ def test_a_direct_gpio_board_registers_lights_its_leds_and_gives_dial_tone(
     asyncio.run(scenario())
 
 
+def sim_gateway(data: Path, profile: BoardProfile, tmp: Path, api: FakeGpiod) -> Gateway:
+    """The gateway on the simulated board at `tmp/ttySIM`, its host GPIO the fake `api`; no
+    core answers at 127.0.0.1:9."""
+    return Gateway(
+        data, profile, ("127.0.0.1", 9), sip=("127.0.0.1", 0), fxo_sip=("127.0.0.1", 0),
+        device=str(tmp / "ttySIM"), gpio=api, gpio_dev=tmp,
+    )  # fmt: skip
+
+
 def test_a_serial_boards_status_led_on_the_host_blinks_while_unregistered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -146,10 +155,7 @@ def test_a_serial_boards_status_led_on_the_host_blinks_while_unregistered(
     board.start()
 
     async def scenario() -> None:
-        gateway = Gateway(
-            data, profile, ("127.0.0.1", 9), sip=("127.0.0.1", 0), fxo_sip=("127.0.0.1", 0),
-            device=str(tmp_path / "ttySIM"), gpio=api, gpio_dev=tmp_path,
-        )  # fmt: skip
+        gateway = sim_gateway(data, profile, tmp_path, api)
         await gateway.start()
         try:
             assert await gateway.link.wait_state(LinkState.UP, 5)
@@ -186,10 +192,7 @@ def test_the_reset_button_held_files_a_factory_reset(
     board.start()
 
     async def scenario() -> None:
-        gateway = Gateway(
-            data, profile, ("127.0.0.1", 9), sip=("127.0.0.1", 0), fxo_sip=("127.0.0.1", 0),
-            device=str(tmp_path / "ttySIM"), gpio=api, gpio_dev=tmp_path,
-        )  # fmt: skip
+        gateway = sim_gateway(data, profile, tmp_path, api)
         assert gateway.reset_button is not None
         gateway.reset_button.hold_s = 0.5  # (10 s on a box: a test need not wait that long)
         await gateway.start()

@@ -14,6 +14,7 @@ from pathlib import Path
 from appliance import control
 from appliance.sip.message import Response, parse
 from tests.conftest import READY_PREFIX, CoreProcess
+from tests.notify import NotifySocket
 from tests.sip.peer import authorization, request_bytes
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "sip"
@@ -110,42 +111,31 @@ def test_unknown_user_is_indistinguishable_from_wrong_password(core: CoreProcess
 
 
 def test_systemd_notification_and_watchdog(tmp_path: Path) -> None:
-    notify = tmp_path / "notify.sock"
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    listener.bind(str(notify))
-    listener.settimeout(10)
-    env = {**os.environ, "NOTIFY_SOCKET": str(notify), "WATCHDOG_USEC": "200000",
-           "PYTHONUNBUFFERED": "1"}  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "appliance", "--data", str(tmp_path / "var"), "run", "--sip",
-         "127.0.0.1:0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-
-    def next_state() -> str:
-        while (message := listener.recv(256).decode()) == "WATCHDOG=1":
-            pass
-        return message
-
-    try:
-        messages = [listener.recv(256).decode() for _ in range(3)]
-        assert messages == ["READY=1", "WATCHDOG=1", "WATCHDOG=1"]
-        # A restart over the control socket is a reload to systemd, not a stop: after
-        # STOPPING=1 systemd would wait for the process to exit and kill it at the timeout.
-        assert control.call(tmp_path / "var", "restart")["restarting"] is True
-        reloading = next_state().split("\n")
-        assert reloading[0] == "RELOADING=1" and reloading[1].startswith("MONOTONIC_USEC=")
-        assert 0 < int(reloading[1].partition("=")[2]) <= time.monotonic_ns() // 1000
-        assert next_state() == "READY=1"  # the same process, started again
-        proc.terminate()
-        assert next_state() == "STOPPING=1"
-        assert proc.wait(timeout=10) == 0
-        assert proc.stdout is not None
-        assert READY_PREFIX in proc.stdout.read()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        listener.close()
+    with NotifySocket(tmp_path / "notify.sock", timeout=10) as notify:
+        env = {**os.environ, **notify.env, "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "appliance", "--data", str(tmp_path / "var"), "run", "--sip",
+             "127.0.0.1:0"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True,
+        )  # fmt: skip
+        try:
+            assert [notify.recv() for _ in range(3)] == ["READY=1", "WATCHDOG=1", "WATCHDOG=1"]
+            # A restart over the control socket is a reload to systemd, not a stop: after
+            # STOPPING=1 systemd would wait for the process to exit and kill it at the timeout.
+            assert control.call(tmp_path / "var", "restart")["restarting"] is True
+            reloading = notify.next_state().split("\n")
+            assert reloading[0] == "RELOADING=1" and reloading[1].startswith("MONOTONIC_USEC=")
+            assert 0 < int(reloading[1].partition("=")[2]) <= time.monotonic_ns() // 1000
+            assert notify.next_state() == "READY=1"  # the same process, started again
+            proc.terminate()
+            assert notify.next_state() == "STOPPING=1"
+            assert proc.wait(timeout=10) == 0
+            assert proc.stdout is not None
+            assert READY_PREFIX in proc.stdout.read()
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
 
 
 def test_control_socket_status_and_errors(core: CoreProcess) -> None:

@@ -6,10 +6,10 @@ is played by a socket of the test's."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
 from pathlib import Path
 
 from tests.conftest import WebProcess
+from tests.notify import NotifySocket
 from tests.web.conftest import ADMIN, prepare
 from tests.web.session import HttpSession
 
@@ -22,17 +22,11 @@ def test_the_web_service_restarts_in_place_from_the_system_page(
     with socket.socket() as probe:  # a fixed port: the restart runs the same command line
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    listener.bind(str(tmp_path / "notify.sock"))
-    listener.settimeout(30)
-    env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "200000"}
-    web = web_factory(data=data, listen=f"127.0.0.1:{port}", env=env)
+    notify = NotifySocket(tmp_path / "notify.sock")
+    web = web_factory(data=data, listen=f"127.0.0.1:{port}", env=notify.env)
     web.start()
     assert web.proc is not None
-    next_state = _states(listener)
-    assert [listener.recv(256).decode() for _ in range(3)] == [
-        "READY=1", "WATCHDOG=1", "WATCHDOG=1",
-    ]  # fmt: skip
+    assert [notify.recv() for _ in range(3)] == ["READY=1", "WATCHDOG=1", "WATCHDOG=1"]
     browser = HttpSession(web.url)
     browser.login(*ADMIN)
     assert browser.status == 302
@@ -42,25 +36,14 @@ def test_the_web_service_restarts_in_place_from_the_system_page(
     line, _, _ = web.lines.wait(lambda text: text.startswith("pbx-web: http"), 30, since=mark)
     assert line.rstrip("/").endswith(f":{port}")
     assert web.proc.poll() is None  # the same process, executed again
-    assert next_state().startswith("RELOADING=1\nMONOTONIC_USEC=")
-    assert next_state() == "READY=1"
-    assert listener.recv(256).decode() == "WATCHDOG=1"  # the restarted page is watched too
+    assert notify.next_state().startswith("RELOADING=1\nMONOTONIC_USEC=")
+    assert notify.next_state() == "READY=1"
+    assert notify.recv() == "WATCHDOG=1"  # the restarted page is watched too
     browser.request("GET", "/system")
     assert browser.status == 200, "the session must survive the restart"
     web.stop()
-    assert next_state() == "STOPPING=1"
-    listener.close()
-
-
-def _states(listener: socket.socket) -> Callable[[], str]:
-    """The next notification that is not a watchdog ping."""
-
-    def next_state() -> str:
-        while (message := listener.recv(256).decode()) == "WATCHDOG=1":
-            pass
-        return message
-
-    return next_state
+    assert notify.next_state() == "STOPPING=1"
+    notify.close()
 
 
 def test_a_taken_address_is_refused_with_a_clear_message(
