@@ -249,27 +249,28 @@ def make_esp(image: Path, root: Path, arch: str) -> None:
 
 
 def assemble(disk: Path, parts: list[tuple[Partition, Path]]) -> list[dict[str, object]]:
-    """A GPT disk on a file: each partition's image copied in at its offset."""
+    """A GPT disk on a file: each partition's image copied in at its offset; the layout."""
+    offsets = []
     offset = MIB  # the first partition at 1 MiB; the table and its backup around them
-    layout = []
-    script = ["label: gpt"]
     for part, _image in parts:
-        script.append(f"start={offset // 512}, size={part.size // 512}, type={part.type}, "
-                      f'name="{part.label}"')  # fmt: skip
-        layout.append({"label": part.label, "offset": offset, "size": part.size})
+        offsets.append(offset)
         offset += part.size
-    total = offset + MIB
     with open(disk, "wb") as out:
-        out.truncate(total)
+        out.truncate(offset + MIB)
+    script = ["label: gpt"] + [
+        f'start={at // 512}, size={part.size // 512}, type={part.type}, name="{part.label}"'
+        for (part, _image), at in zip(parts, offsets, strict=True)
+    ]
     run("sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", disk,
         input="\n".join(script) + "\n")  # fmt: skip
     with open(disk, "r+b") as out:
-        for (part, image), where in zip(parts, layout, strict=True):
-            out.seek(int(str(where["offset"])))
+        for (part, image), at in zip(parts, offsets, strict=True):
+            out.seek(at)
             with open(image, "rb") as src:
                 shutil.copyfileobj(src, out, 16 * MIB)
-            assert out.tell() - int(str(where["offset"])) <= part.size
-    return layout
+            assert out.tell() - at <= part.size, f"{image} is larger than {part.label}"
+    return [{"label": part.label, "offset": at, "size": part.size}
+            for (part, _image), at in zip(parts, offsets, strict=True)]  # fmt: skip
 
 
 STAMPED = ("appliance", "systemd", "image", "hw/boards", "pyproject.toml")
