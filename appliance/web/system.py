@@ -258,7 +258,8 @@ def reset() -> ResponseReturnValue:
         return _page(reset_form=form)
     if not factory_reset.on_appliance():
         flash(_("A factory reset from this page needs the appliance. On this machine stop the "
-                "services and run pbx factory-reset."), "error")  # fmt: skip
+                "services and run the command %(command)s.", command="pbx factory-reset"),
+              "error")  # fmt: skip
         return redirect(url_for("system.index"))
     user = current_user()
     who = user.username if user is not None else "?"

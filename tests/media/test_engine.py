@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import random
+import socket
 import struct
 import warnings
 from collections.abc import Awaitable, Callable
@@ -52,6 +54,27 @@ class Phone(asyncio.DatagramProtocol):
     def close(self) -> None:
         assert self.transport is not None
         self.transport.close()
+
+
+def free_block(size: int) -> int:
+    """The first of `size` consecutive UDP ports on HOST that nothing holds now, below the
+    kernel's ephemeral range (32768 up), where no socket is given a port it did not ask for:
+    a test that counts the pairs it gets needs every port of its range free."""
+    for _ in range(200):
+        low = random.randrange(22000, 32000 - size, 2)
+        held: list[socket.socket] = []
+        try:
+            for port in range(low, low + size):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                held.append(sock)
+                sock.bind((HOST, port))
+        except OSError:
+            continue
+        finally:
+            for sock in held:
+                sock.close()
+        return low
+    raise RuntimeError(f"no {size} free UDP ports in a row on {HOST}")
 
 
 async def phone() -> Phone:
@@ -323,10 +346,11 @@ async def test_rtcp_is_terminated_and_reported(engine: MediaEngine) -> None:
 
 @in_loop
 async def test_ports_are_returned_and_exhaustion_is_an_error() -> None:
-    eng = MediaEngine(HOST, 42200, 42206)  # three pairs
+    low = free_block(7)
+    eng = MediaEngine(HOST, low, low + 6)  # three pairs
     legs = [eng.open_leg() for _ in range(3)]
-    assert sorted(leg.port for leg in legs) == [42200, 42202, 42204] and eng.free_ports == 0
-    with pytest.raises(MediaError, match="no free RTP port pair in 42200-42206"):
+    assert sorted(leg.port for leg in legs) == [low, low + 2, low + 4] and eng.free_ports == 0
+    with pytest.raises(MediaError, match=f"no free RTP port pair in {low}-{low + 6}"):
         eng.open_leg()
     legs[1].close()
     legs[1].close()  # twice is harmless
@@ -340,11 +364,12 @@ async def test_ports_are_returned_and_exhaustion_is_an_error() -> None:
 @in_loop
 async def test_a_busy_port_is_skipped() -> None:
     loop = asyncio.get_running_loop()
+    low = free_block(5)
     squatter, _ = await loop.create_datagram_endpoint(asyncio.DatagramProtocol,
-                                                      local_addr=(HOST, 42301))  # fmt: skip
-    eng = MediaEngine(HOST, 42300, 42304)
+                                                      local_addr=(HOST, low + 1))  # fmt: skip
+    eng = MediaEngine(HOST, low, low + 4)
     leg = eng.open_leg()
-    assert leg.port == 42302  # 42300's RTCP port was taken
+    assert leg.port == low + 2  # the first pair's RTCP port was taken
     eng.close()
     squatter.close()
 
